@@ -1,0 +1,1 @@
+"""Datasets: the RetinaFace ``label.txt`` format, loaders and synthetic data."""
