@@ -1,0 +1,40 @@
+# `make` builds the Cython kernels in place (as the original RetinaFace did).
+# `make test` creates .venv if missing, installs the pinned requirements, builds, runs pytest.
+VENV        ?= .venv
+REQUIREMENTS ?= requirements.txt
+SYSTEM_PYTHON ?= python3
+PYTHON      := $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,$(SYSTEM_PYTHON))
+VENV_PYTHON := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: all build venv test test-slow bench demo clean
+
+all: build
+
+build:
+	$(PYTHON) setup.py -q build_ext --inplace
+	rm -rf build
+
+$(VENV)/.installed: $(REQUIREMENTS)
+	test -x $(VENV_PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
+	$(VENV_PYTHON) -m pip install -q --upgrade pip setuptools wheel
+	$(VENV_PYTHON) -m pip install -q -r $(REQUIREMENTS)
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: venv
+	$(MAKE) build PYTHON=$(VENV_PYTHON)
+	$(VENV_PYTHON) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-slow: venv
+	$(MAKE) build PYTHON=$(VENV_PYTHON)
+	$(VENV_PYTHON) -m pytest -q -m slow $(PYTEST_ARGS)
+
+bench: venv
+	$(MAKE) build PYTHON=$(VENV_PYTHON)
+	$(VENV_PYTHON) bench/core.py
+
+clean:
+	rm -rf build *.egg-info rcnn/cython/*.c rcnn/cython/*.cpp rcnn/cython/*.so
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""RetinaFace training, testing and evaluation with the MXNet symbol API."""

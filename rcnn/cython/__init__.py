@@ -1,0 +1,1 @@
+"""Compiled numeric kernels (built in place by ``make`` or ``pip install -e .``)."""

@@ -1,0 +1,1 @@
+"""Anchors, box transforms and NMS: the numeric core shared by training and detection."""

@@ -1,0 +1,32 @@
+"""Shared fixtures: where ../shared lives and how missing assets are reported.
+
+Tests that need an asset from ../shared (or $RETINAFACE_SHARED) skip with a reason
+when it is absent, and fail instead when REQUIRE_SHARED_ASSETS=1 (CI sets it).
+"""
+import os
+import pathlib
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def shared_root():
+    return pathlib.Path(os.environ.get('RETINAFACE_SHARED', REPO.parent / 'shared'))
+
+
+def require_shared(relpath):
+    """Return the path of a ../shared asset, or skip (fail under REQUIRE_SHARED_ASSETS=1)."""
+    path = shared_root() / relpath
+    if not path.exists():
+        message = 'shared asset %s is absent (set RETINAFACE_SHARED to the shared/ folder)' % path
+        if os.environ.get('REQUIRE_SHARED_ASSETS') == '1':
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def shared():
+    """Fixture form: ``shared('golden/x.npz')`` returns the path or skips."""
+    return require_shared
