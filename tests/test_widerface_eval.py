@@ -1,0 +1,197 @@
+"""WIDER FACE evaluation (rcnn/evaluation/widerface.py): golden APs and edge cases."""
+import json
+import logging
+import os
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+import scipy.io as sio
+
+from conftest import REPO, require_shared
+from rcnn.evaluation import widerface
+
+GOLDEN_TOL = 1e-6  # AP tolerance against the original evaluation's output
+
+
+def _cells(items):
+    """(n, 1) object array: the layout loadmat gives for a Matlab cell column."""
+    cells = np.empty((len(items), 1), dtype=object)
+    for i, item in enumerate(items):
+        cells[i, 0] = item
+    return cells
+
+
+def write_ground_truth(gt_dir, events, keep):
+    """Write wider_face_val.mat and wider_<setting>_val.mat in the official layout.
+
+    Args:
+        events: list of (event, [(name, boxes (G, 4) x y w h)]).
+        keep: setting -> {(event, name): 1-based indices of kept faces}; absent = none.
+    """
+    os.makedirs(gt_dir, exist_ok=True)
+    common = {
+        'event_list': _cells([event for event, _ in events]),
+        'file_list': _cells([_cells([name for name, _ in images]) for _, images in events]),
+        'face_bbx_list': _cells([_cells([np.asarray(b, np.int32).reshape(-1, 4) for _, b in images])
+                                 for _, images in events]),
+    }
+    sio.savemat(os.path.join(gt_dir, 'wider_face_val.mat'), common)
+    for setting in widerface.SETTINGS:
+        gt_list = _cells([_cells([np.asarray(keep[setting].get((event, name), []), np.uint8).reshape(-1, 1)
+                                  for name, _ in images]) for event, images in events])
+        sio.savemat(os.path.join(gt_dir, 'wider_%s_val.mat' % setting), dict(common, gt_list=gt_list))
+
+
+def write_pred(pred_dir, event, name, rows):
+    path = os.path.join(pred_dir, event, name + '.txt')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write('%s/%s.jpg\n%d\n' % (event, name, len(rows)))
+        for row in rows:
+            f.write(' '.join('%g' % v for v in row) + ' \n')
+    return path
+
+
+EVENT = '0--Parade'
+# Image 'faces': f0 counts everywhere, f1 is ignored in easy, f2 (never detected) counts only in hard.
+FACES = [[10, 10, 20, 20], [100, 100, 20, 20], [200, 200, 5, 5]]
+# 'letters' ends in the letters of '.jpg' before its extension (an rstrip('.jpg') would eat them).
+IMAGES = [('0_Parade_faces_1', FACES), ('0_Parade_letters_gjp', [[50, 50, 30, 30]]),
+          ('0_Parade_empty_3', [[5, 5, 10, 10]]), ('0_Parade_missing_4', [[5, 5, 10, 10]])]
+KEEP = {
+    'easy': {(EVENT, '0_Parade_faces_1'): [1]},
+    'medium': {(EVENT, '0_Parade_faces_1'): [1, 2]},
+    'hard': {(EVENT, '0_Parade_faces_1'): [1, 2, 3]},
+}
+for _setting in KEEP:
+    for _name in ('0_Parade_letters_gjp', '0_Parade_empty_3', '0_Parade_missing_4'):
+        KEEP[_setting][(EVENT, _name)] = [1]
+# Scores 0.9, 0.8, 0.7, 0.6 normalise (min 0.6, max 0.9) to 1, 2/3, 1/3, 0.
+FACES_PREDS = [[10, 10, 20, 20, 0.9], [100, 100, 20, 20, 0.8], [300, 300, 20, 20, 0.7]]
+LETTERS_PREDS = [[50, 50, 30, 30, 0.6]]
+# Hand-derived APs.  Going down the thresholds the predictions come in the order
+# f0 (hit), f1 (hit, or ignored in easy), false positive, letters (hit, at threshold 0).
+#   medium, 5 faces: (recall, precision) (1/5, 1) (2/5, 1) (2/5, 2/3) (3/5, 3/4) -> 2/5 + 1/5 * 3/4
+#   easy, 4 faces, f1 not a proposal: (1/4, 1) (1/4, 1/2) (2/4, 2/3) -> 1/4 + 1/4 * 2/3
+#   hard, 6 faces: as medium with recall over 6 -> 2/6 + 1/6 * 3/4
+EXPECTED = {'easy': 1 / 4 + 2 / 3 / 4, 'medium': 2 / 5 + 3 / 4 / 5, 'hard': 2 / 6 + 3 / 4 / 6}
+
+
+@pytest.fixture
+def small_set(tmp_path):
+    """Hand-made ground truth and predictions: one image missing, one with zero detections."""
+    gt_dir, pred_dir = tmp_path / 'gt', tmp_path / 'pred'
+    write_ground_truth(gt_dir, [(EVENT, IMAGES)], KEEP)
+    write_pred(pred_dir, EVENT, '0_Parade_faces_1', FACES_PREDS)
+    write_pred(pred_dir, EVENT, '0_Parade_letters_gjp', LETTERS_PREDS)
+    write_pred(pred_dir, EVENT, '0_Parade_empty_3', [])
+    return gt_dir, pred_dir
+
+
+def test_small_set_aps_and_one_missing_warning(small_set, caplog):
+    gt_dir, pred_dir = small_set
+    with caplog.at_level(logging.WARNING, logger=widerface.__name__):
+        result = widerface.evaluate(pred_dir, gt_dir)
+    for setting in widerface.SETTINGS:
+        assert result[setting] == pytest.approx(EXPECTED[setting], abs=1e-12), setting
+    assert result['num_missing'] == 1
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert '1 of 4 prediction files are missing' in warnings[0].getMessage()
+    assert result['curves']['hard']['num_faces'] == 6
+
+
+def test_unsorted_predictions_give_same_aps(small_set):
+    gt_dir, pred_dir = small_set
+    write_pred(pred_dir, EVENT, '0_Parade_faces_1', FACES_PREDS[::-1])
+    result = widerface.evaluate(pred_dir, gt_dir)
+    for setting in widerface.SETTINGS:
+        assert result[setting] == pytest.approx(EXPECTED[setting], abs=1e-12), setting
+
+
+def test_wrong_field_count_names_file_and_line(small_set):
+    gt_dir, pred_dir = small_set
+    path = write_pred(pred_dir, EVENT, '0_Parade_faces_1', FACES_PREDS)
+    with open(path) as f:
+        lines = f.read().splitlines()
+    lines[3] = '100 100 20 20'  # second detection, line 4, score dropped
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    with pytest.raises(ValueError, match=r'0_Parade_faces_1\.txt:4: expected 5 fields'):
+        widerface.evaluate(pred_dir, gt_dir)
+
+
+def test_count_disagreeing_with_lines_is_an_error(small_set):
+    gt_dir, pred_dir = small_set
+    path = write_pred(pred_dir, EVENT, '0_Parade_empty_3', [])
+    with open(path, 'a') as f:
+        f.write('1 2 3 4 0.5\n')
+    with pytest.raises(ValueError, match=r'0_Parade_empty_3\.txt:2: count says 0'):
+        widerface.evaluate(pred_dir, gt_dir)
+
+
+def test_iou_uses_x_plus_w_and_plus_one_areas():
+    # gt x 0..10 (x2 = x + w), 11 px wide with +1; prediction x2 = 4.5 -> 5.5 px: IoU exactly 0.5.
+    gt = np.array([[0.0, 0.0, 10.0, 10.0]])
+    match = np.array([[0.0, 0.0, 4.5, 10.0, 1.0]])
+    miss = np.array([[0.0, 0.0, 4.4, 10.0, 1.0]])
+    assert widerface.match_image(match, gt, 0.5)[1].tolist() == [0]
+    assert widerface.match_image(miss, gt, 0.5)[1].tolist() == [-1]
+
+
+def test_voc_ap_uses_the_precision_envelope():
+    # Envelope raises precision at recall 0.5 from 0.5 to 1 (the later point): AP = 0.5 * 1 + 0.5 * 1.
+    assert widerface.voc_ap(np.array([0.5, 0.5, 1.0]), np.array([0.5, 1.0, 1.0])) == pytest.approx(1.0)
+    assert widerface.voc_ap(np.array([0.25, 0.5]), np.array([1.0, 0.5])) == pytest.approx(0.25 + 0.25 * 0.5)
+
+
+def test_cli_writes_json_png_and_table(small_set, tmp_path):
+    gt_dir, pred_dir = small_set
+    out = tmp_path / 'report'
+    proc = subprocess.run([sys.executable, '-m', 'rcnn.evaluation.widerface', '--pred', str(pred_dir),
+                           '--gt', str(gt_dir), '--out-dir', str(out)],
+                          cwd=REPO, capture_output=True, text=True, check=True)
+    summary = json.loads((out / 'widerface_eval.json').read_text())
+    for setting in widerface.SETTINGS:
+        assert summary[setting] == pytest.approx(EXPECTED[setting], abs=1e-12)
+        assert setting in proc.stdout
+    assert summary['num_missing'] == 1
+    assert (out / 'widerface_pr.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert sorted(p.name for p in out.iterdir()) == ['widerface_eval.json', 'widerface_pr.png']
+
+
+@pytest.fixture(scope='module')
+def dev_predictions(tmp_path_factory):
+    archive = require_shared('golden/widerface_val_predictions_dev.tar.gz')
+    root = tmp_path_factory.mktemp('dev')
+    with tarfile.open(archive) as tar:
+        tar.extractall(root, filter='data')
+    return root / 'wider_preds_dev'
+
+
+def test_dev_predictions_match_golden_aps(dev_predictions):
+    gt_dir = require_shared('assets/widerface/ground_truth')
+    expected = json.loads(require_shared('golden/widerface_val_predictions_dev.expected.json').read_text())
+    result = widerface.evaluate(dev_predictions, gt_dir, iou_thresh=expected['iou_thresh'])
+    assert result['num_images'] == 3226 and result['num_missing'] == 0
+    for setting in widerface.SETTINGS:
+        assert abs(result[setting] - expected[setting]) < GOLDEN_TOL, setting
+
+
+def test_dev_predictions_shuffled_give_golden_aps(dev_predictions, tmp_path):
+    gt_dir = require_shared('assets/widerface/ground_truth')
+    expected = json.loads(require_shared('golden/widerface_val_predictions_dev.expected.json').read_text())
+    rng = np.random.default_rng(0)
+    shuffled = tmp_path / 'shuffled'
+    for event in os.listdir(dev_predictions):
+        os.makedirs(shuffled / event)
+        for name in os.listdir(dev_predictions / event):
+            lines = (dev_predictions / event / name).read_text().splitlines()
+            body = [lines[i] for i in rng.permutation(len(lines) - 2) + 2]
+            (shuffled / event / name).write_text('\n'.join(lines[:2] + body) + '\n')
+    result = widerface.evaluate(shuffled, gt_dir)
+    for setting in widerface.SETTINGS:
+        assert abs(result[setting] - expected[setting]) < GOLDEN_TOL, setting
