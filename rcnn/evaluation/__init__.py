@@ -1,0 +1,1 @@
+"""Evaluation: WIDER FACE easy / medium / hard average precision (``widerface``)."""

@@ -1,0 +1,165 @@
+"""test_widerface.py: scales per mode, the result format, parts and resume, a run with the released model."""
+import json
+import subprocess
+import sys
+import types
+
+import cv2
+import numpy as np
+import pytest
+
+import test_widerface
+from conftest import REPO, require_shared
+from test_widerface_eval import write_ground_truth
+
+EVENT = '0--Parade'
+NAMES = ['0_Parade_t4_1', '0_Parade_t6_2', '0_Parade_t4_jpg']
+
+
+@pytest.mark.parametrize('shape, expected', [
+    ((768, 1024, 3), 1600 / 768),    # long side 2133.3 fits under 2150
+    ((1024, 768), 1600 / 768),       # orientation does not matter
+    ((500, 1500, 3), 2150 / 1500),   # long side would be 4800: capped
+    ((800, 1075, 3), 2.0),           # long side exactly 2150 still fits
+])
+def test_mode0_single_scale(shape, expected):
+    scales, do_flip = test_widerface.get_scales(shape, 0)
+    assert scales == pytest.approx([expected], rel=1e-12)
+    assert do_flip is False
+
+
+@pytest.mark.parametrize('mode', [1, 2])
+@pytest.mark.parametrize('shape, base', [
+    ((768, 1024, 3), 800 / 768),     # long side 1066.7 fits under 1200
+    ((500, 1500, 3), 1200 / 1500),   # long side would be 2400: capped
+    ((640, 961, 3), 1200 / 961),     # 1201.25 rounds to 1201 > 1200: capped
+    ((1600, 2401, 3), 0.5),          # 1200.5 rounds half to even (np.round) to 1200: fits
+])
+def test_pyramid_modes_scale_relative_to_base(mode, shape, base):
+    scales, do_flip = test_widerface.get_scales(shape, mode)
+    assert scales == pytest.approx([s / 800 * base for s in (500, 800, 1100, 1400, 1700)], rel=1e-12)
+    assert do_flip is True
+
+
+def test_vote_only_in_mode1():
+    assert [test_widerface.MODES[m][1] for m in (0, 1, 2)] == [False, True, False]
+
+
+def test_result_line_format(tmp_path):
+    path = tmp_path / 'out.txt'
+    boxes = np.array([[10.7, 20.2, 30.9, 40.1, 0.987654321], [0.0, 1.0, 5.0, 9.0, 0.03]])
+    test_widerface.write_result(str(path), 'some/root/0--Parade/0_Parade_x_1.jpg', boxes)
+    # x1 y1 x2-x1 y2-y1 truncated by %d, %g score, trailing space: the original's bytes.
+    assert path.read_text() == '0--Parade/0_Parade_x_1.jpg\n2\n10 20 20 19 0.987654 \n0 1 5 8 0.03 \n'
+
+
+def test_result_path_strips_only_the_extension():
+    assert test_widerface.result_path('out', '0--Parade/0_Parade_t4_jpg.jpg') == 'out/0--Parade/0_Parade_t4_jpg.txt'
+
+
+def make_dataset(root, size=None):
+    """``root/val/label.txt`` and three images from assets t4/t6 (optionally resized to (w, h))."""
+    sources = [require_shared('assets/images/%s.jpg' % n) for n in ('t4', 't6', 't4')]
+    lines = []
+    for name, source in zip(NAMES, sources):
+        im = cv2.imread(str(source))
+        if size is not None:
+            im = cv2.resize(im, size, interpolation=cv2.INTER_AREA)
+        path = root / 'val' / 'images' / EVENT / (name + '.jpg')
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), im)
+        lines += ['# %s/%s.jpg' % (EVENT, name), '10 10 20 20']
+    (root / 'val' / 'label.txt').write_text('\n'.join(lines) + '\n')
+    return root
+
+
+class FakeRetinaFace:
+    """Stands in for retinaface.RetinaFace: records its arguments and detect() calls."""
+    instances = []
+
+    def __init__(self, prefix, epoch, ctx_id=0, network='net3', nms=0.4, nocrop=False, decay4=0.5, vote=False):
+        self.kwargs = dict(prefix=prefix, epoch=epoch, ctx_id=ctx_id, network=network, nocrop=nocrop, vote=vote)
+        self.calls = []
+        FakeRetinaFace.instances.append(self)
+
+    def detect(self, img, threshold=0.5, scales=(1.0,), do_flip=False):
+        self.calls.append(dict(shape=img.shape, threshold=threshold, scales=list(scales), do_flip=do_flip))
+        return np.array([[1.0, 2.0, 11.5, 22.5, 0.9]]), np.zeros((1, 5, 2))
+
+
+@pytest.fixture
+def fake_detector(monkeypatch):
+    FakeRetinaFace.instances = []
+    monkeypatch.setitem(sys.modules, 'retinaface', types.SimpleNamespace(RetinaFace=FakeRetinaFace))
+    return FakeRetinaFace
+
+
+def run_args(root, out, *extra):
+    return ['--dataset-path', str(root), '--image-set', 'val', '--output', str(out), '--prefix', 'm', *extra]
+
+
+def test_mode_wiring_parts_resume_and_overwrite(tmp_path, fake_detector):
+    root = make_dataset(tmp_path / 'data', size=(64, 36))
+    out = tmp_path / 'out'
+
+    test_widerface.main(run_args(root, out, '--mode', '1', '--gpu', '-1', '--parts', '2', '--part', '1'))
+    (detector,) = fake_detector.instances
+    assert detector.kwargs == dict(prefix='m', epoch=0, ctx_id=-1, network='net3', nocrop=False, vote=True)
+    assert [c['shape'] for c in detector.calls] == [(36, 64, 3)]  # only image 1 of 0..2 is in part 1
+    call = detector.calls[0]
+    assert call['threshold'] == 0.02 and call['do_flip'] is True
+    assert call['scales'] == test_widerface.get_scales((36, 64), 1)[0]
+    assert sorted(p.name for p in (out / EVENT).iterdir()) == [NAMES[1] + '.txt']
+
+    test_widerface.main(run_args(root, out, '--mode', '2'))  # resumes: the two remaining images only
+    detector = fake_detector.instances[-1]
+    assert detector.kwargs['vote'] is False and detector.kwargs['ctx_id'] == 0
+    assert len(detector.calls) == 2
+    assert sorted(p.name for p in (out / EVENT).iterdir()) == sorted(n + '.txt' for n in NAMES)
+
+    before = len(fake_detector.instances)
+    test_widerface.main(run_args(root, out, '--mode', '0'))  # all done: no model is even loaded
+    assert len(fake_detector.instances) == before
+
+    test_widerface.main(run_args(root, out, '--mode', '0', '--overwrite'))
+    detector = fake_detector.instances[-1]
+    assert len(detector.calls) == 3 and all(c['do_flip'] is False for c in detector.calls)
+    assert (out / EVENT / (NAMES[0] + '.txt')).read_text() == '%s/%s.jpg\n1\n1 2 10 20 0.9 \n' % (EVENT, NAMES[0])
+
+
+def test_bad_part_is_rejected():
+    with pytest.raises(SystemExit):
+        test_widerface.parse_args(['--parts', '2', '--part', '2'])
+
+
+def test_released_model_cpu_mode0_writes_results_and_evaluates(tmp_path):
+    prefix = require_shared('assets/models/retinaface-mnet025/mnet.25-symbol.json').parent / 'mnet.25'
+    # Wide images: mode 0 caps the long side at 2150, so each is about 2150 x 1200 pixels.
+    root = make_dataset(tmp_path / 'data')
+    out, gt_dir = tmp_path / 'out', tmp_path / 'gt'
+    images = [(name, [[100, 100, 50, 60]]) for name in NAMES]
+    write_ground_truth(gt_dir, [(EVENT, images)], {s: {(EVENT, n): [1] for n in NAMES} for s in ('easy', 'medium', 'hard')})
+    cmd = [sys.executable, str(REPO / 'test_widerface.py'), '--prefix', str(prefix), '--epoch', '0',
+           '--network', 'net3', '--gpu', '-1', '--mode', '0', '--dataset-path', str(root),
+           '--image-set', 'val', '--output', str(out), '--gt', str(gt_dir)]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    for name in NAMES:
+        lines = (out / EVENT / (name + '.txt')).read_text().split('\n')
+        assert lines[0] == '%s/%s.jpg' % (EVENT, name)
+        count = int(lines[1])
+        assert count > 0 and lines[2 + count:] == ['']
+        for line in lines[2:2 + count]:
+            assert line.endswith(' ')
+            x, y, w, h, score = line.split()
+            assert all(v.lstrip('-').isdigit() for v in (x, y, w, h)) and 0.02 <= float(score) <= 1
+    summary = json.loads((out / 'widerface_eval.json').read_text())
+    assert summary['num_missing'] == 0 and all(0 <= summary[s] <= 1 for s in ('easy', 'medium', 'hard'))
+    assert 'easy' in proc.stdout and (out / 'widerface_pr.png').exists()
+
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / EVENT).iterdir()}
+    proc = subprocess.run(cmd[:-2], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert '0 to do' in proc.stderr
+    assert {p: p.stat().st_mtime_ns for p in (out / EVENT).iterdir()} == mtimes
