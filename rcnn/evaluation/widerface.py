@@ -249,44 +249,38 @@ def voc_ap(rec, prec):
     return float(np.sum((mrec[changes + 1] - mrec[changes]) * mpre[changes + 1]))
 
 
-def _setting_curve(scores, best, offsets, keep, num_boxes):
-    """Precision and recall at the thresholds for one setting.
+def _pr_curve(scores, face, kept, count_face):
+    """Precision and recall at the THRESH_NUM thresholds for one setting.
 
     Args:
-        scores: (P,) sorted-per-image scores of all evaluated predictions.
-        best: (P,) best ground-truth index per prediction (-1 no match).
-        offsets: (P,) index of each prediction's first ground-truth box in the
-            concatenated list of all boxes (so ``offsets + best`` is global).
-        keep: per-image kept face indices of this setting.
-        num_boxes: per-image number of ground-truth boxes.
+        scores: (P,) normalised scores of all evaluated predictions, sorted
+            descending within each image, images one after another.
+        face: (P,) index of each prediction's matched face in the list of all
+            ground-truth faces of all images, -1 for no match.
+        kept: (F,) bool over all faces, True where the face counts in the setting.
+        count_face: number of faces that count (the recall denominator).
     """
-    kept = np.zeros(int(np.sum(num_boxes)), dtype=bool)
-    starts = np.concatenate(([0], np.cumsum(num_boxes)[:-1])).astype(np.int64)
-    kept[np.concatenate([s + k for s, k in zip(starts, keep)] + [np.zeros(0, np.int64)])] = True
-    count_face = sum(len(k) for k in keep)
-
-    matched = best >= 0
-    face = np.where(matched, offsets + best, -1)
-    # A prediction matched to an ignore face is no proposal; an ignore face never counts as recalled.
-    proposal = ~(matched & ~kept[np.maximum(face, 0)])
-    # pred_recall steps up at the first prediction (in image order) of each recalled kept face.
-    hits = np.flatnonzero(matched & kept[np.maximum(face, 0)])
+    matched = face >= 0
+    on_kept = np.zeros(len(face), dtype=bool)
+    on_kept[matched] = kept[face[matched]]
+    # A prediction matched to an ignore face is no proposal; an ignore face is never recalled.
+    proposal = ~matched | on_kept
+    # The recall of an image steps up at the first prediction of each kept face it finds.
+    hits = np.flatnonzero(on_kept)
     _, first = np.unique(face[hits], return_index=True)
-    new_face = np.zeros(len(scores), dtype=bool)
+    new_face = np.zeros(len(face), dtype=bool)
     new_face[hits[first]] = True
 
     # Within an image the predictions above a threshold are a prefix of the sorted
     # list, so the per-image counts at threshold t are sums over predictions with
     # score >= t: a histogram over the first threshold each prediction passes.
-    thresholds = _thresholds()
-    first_pass = THRESH_NUM - np.searchsorted(thresholds[::-1], scores, side='right')
+    first_pass = THRESH_NUM - np.searchsorted(_thresholds()[::-1], scores, side='right')
     valid = first_pass < THRESH_NUM
     proposals = np.cumsum(np.bincount(first_pass[valid], weights=proposal[valid], minlength=THRESH_NUM))
     recalled = np.cumsum(np.bincount(first_pass[valid], weights=new_face[valid], minlength=THRESH_NUM))
     # Where nothing is proposed nothing is recalled either; precision 0 there leaves AP unchanged.
     precision = np.divide(recalled, proposals, out=np.zeros(THRESH_NUM), where=proposals > 0)
-    recall = recalled / count_face
-    return precision, recall, count_face
+    return precision, recalled / count_face
 
 
 def evaluate(pred_dir, gt_dir, iou_thresh=0.5):
@@ -302,23 +296,25 @@ def evaluate(pred_dir, gt_dir, iou_thresh=0.5):
     raw, missing = load_predictions(pred_dir, gt)
     preds = normalize_scores(raw)
 
+    # Faces of all images are numbered one after another; image i starts at starts[i].
     num_boxes = np.array([len(b) for b in gt.boxes], dtype=np.int64)
-    starts = np.concatenate(([0], np.cumsum(num_boxes)[:-1]))
-    scores, best, offsets = [], [], []
-    for i, (pred, boxes) in enumerate(zip(preds, gt.boxes)):
+    starts = np.concatenate(([0], np.cumsum(num_boxes)[:-1])).astype(np.int64)
+    scores, faces = [np.zeros(0)], [np.zeros(0, np.int64)]
+    for pred, boxes, start in zip(preds, gt.boxes, starts):
         if len(pred) == 0 or len(boxes) == 0:
             continue
-        s, b = match_image(pred, boxes, iou_thresh)
+        s, best = match_image(pred, boxes, iou_thresh)
         scores.append(s)
-        best.append(b)
-        offsets.append(np.full(len(s), starts[i]))
-    scores = np.concatenate(scores + [np.zeros(0)])
-    best = np.concatenate(best + [np.zeros(0, np.int64)])
-    offsets = np.concatenate(offsets + [np.zeros(0, np.int64)])
+        faces.append(np.where(best >= 0, best + start, -1))
+    scores, faces = np.concatenate(scores), np.concatenate(faces)
 
     result = {'iou_thresh': iou_thresh, 'num_images': len(gt), 'num_missing': len(missing), 'curves': {}}
     for setting in SETTINGS:
-        precision, recall, count_face = _setting_curve(scores, best, offsets, gt.keep[setting], num_boxes)
+        keep = gt.keep[setting]
+        kept = np.zeros(int(num_boxes.sum()), dtype=bool)
+        kept[np.concatenate([start + k for start, k in zip(starts, keep)] + [np.zeros(0, np.int64)])] = True
+        count_face = sum(len(k) for k in keep)
+        precision, recall = _pr_curve(scores, faces, kept, count_face)
         result[setting] = voc_ap(recall, precision)
         result['curves'][setting] = {'precision': precision, 'recall': recall, 'num_faces': count_face}
     return result
