@@ -18,8 +18,12 @@ import logging
 import os
 import sys
 
+import cv2
 import numpy as np
+from tqdm import tqdm
 
+from rcnn.dataset.label_file import read_label_file
+from rcnn.evaluation import widerface
 from rcnn.fileio import atomic_open
 
 logger = logging.getLogger('test_widerface')
@@ -113,14 +117,12 @@ def write_result(path, image_path, boxes):
 
 def image_list(dataset_path, image_set):
     """Relative image paths of ``<dataset_path>/<image_set>/label.txt``, in file order."""
-    from rcnn.dataset.label_file import read_label_file
     return [record.path for record in read_label_file(os.path.join(dataset_path, image_set, 'label.txt'))]
 
 
 def detect_split(args):
-    import cv2
-    from tqdm import tqdm
-
+    """Detect on this part's images still without a result file, then evaluate if ``--gt``."""
+    # Imported here so a run with nothing left to do never loads MXNet.
     from retinaface import RetinaFace
 
     images = image_list(args.dataset_path, args.image_set)
@@ -145,7 +147,6 @@ def detect_split(args):
             write_result(result_path(args.output, rel), rel, boxes)
 
     if args.gt:
-        from rcnn.evaluation import widerface
         result = widerface.evaluate(args.output, args.gt)
         widerface.write_summary(result, os.path.join(args.output, 'widerface_eval.json'))
         widerface.plot_pr_curves(result, os.path.join(args.output, 'widerface_pr.png'))
