@@ -24,21 +24,23 @@ def bbox_overlaps_cython(boxes, query_boxes):
     cdef Py_ssize_t n_query = q.shape[0]
     out = np.zeros((n_boxes, n_query), dtype=np.float64)
     cdef double[:, ::1] o = out
-    cdef double[::1] box_areas = np.empty(n_boxes, dtype=np.float64)
+    cdef double[::1] query_areas = np.empty(n_query, dtype=np.float64)
     cdef Py_ssize_t n, k
-    cdef double iw, ih, inter, qx1, qy1, qx2, qy2, q_area
+    cdef double iw, ih, inter, bx1, by1, bx2, by2, box_area
     with nogil:
+        for k in range(n_query):
+            query_areas[k] = (q[k, 2] - q[k, 0] + 1) * (q[k, 3] - q[k, 1] + 1)
         for n in range(n_boxes):
-            box_areas[n] = (b[n, 2] - b[n, 0] + 1) * (b[n, 3] - b[n, 1] + 1)
-        for n in range(n_boxes):
+            bx1 = b[n, 0]
+            by1 = b[n, 1]
+            bx2 = b[n, 2]
+            by2 = b[n, 3]
+            box_area = (bx2 - bx1 + 1) * (by2 - by1 + 1)
+            # Branch-free body so the compiler can vectorise over the query boxes;
+            # iw, ih > 0 implies both boxes have positive area, so the union is > 0.
             for k in range(n_query):
-                iw = min(b[n, 2], q[k, 2]) - max(b[n, 0], q[k, 0]) + 1
-                if iw <= 0:
-                    continue
-                ih = min(b[n, 3], q[k, 3]) - max(b[n, 1], q[k, 1]) + 1
-                if ih <= 0:
-                    continue
+                iw = max(min(bx2, q[k, 2]) - max(bx1, q[k, 0]) + 1, 0.0)
+                ih = max(min(by2, q[k, 3]) - max(by1, q[k, 1]) + 1, 0.0)
                 inter = iw * ih
-                q_area = (q[k, 2] - q[k, 0] + 1) * (q[k, 3] - q[k, 1] + 1)
-                o[n, k] = inter / (box_areas[n] + q_area - inter)
+                o[n, k] = inter / (box_area + query_areas[k] - inter) if inter > 0 else 0.0
     return out
