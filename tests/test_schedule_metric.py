@@ -1,0 +1,77 @@
+"""Learning-rate schedule (SPEC section 5) and the per-stride training metrics."""
+import mxnet as mx
+import numpy as np
+import pytest
+
+from rcnn.core.metric import RPNAccMetric, RPNL1LossMetric, RPNLandMarkL1LossMetric, get_train_metrics
+from rcnn.core.schedule import MultiFactorStepScheduler, lr_schedule
+
+
+def test_three_steps_divide_by_ten_in_iterations():
+    lr, steps = lr_schedule(0.01, '55,68,80', begin_epoch=0, iters_per_epoch=100)
+    assert lr == 0.01
+    assert steps == [(5500, 0.1), (6800, 0.1), (8000, 0.1)]
+
+
+def test_five_steps_use_the_original_factors():
+    _, steps = lr_schedule(0.01, '1,2,3,4,5', 0, 10)
+    assert [f for _, f in steps] == [0.5, 0.5, 0.4, 0.1, 0.1]
+
+
+def test_eight_steps_warm_up_then_decay():
+    lr, steps = lr_schedule(0.001, '1,2,3,4,5,55,68,80', 0, 10)
+    assert lr == 0.001
+    assert [f for _, f in steps] == [1.5849] * 5 + [0.1] * 3
+    scheduler = MultiFactorStepScheduler(lr, steps)
+    assert scheduler(9) == pytest.approx(0.001)
+    assert scheduler(50) == pytest.approx(0.001 * 1.5849 ** 5)  # ten times the base rate
+    assert scheduler(50) == pytest.approx(0.01, rel=1e-4)
+    assert scheduler(800) == pytest.approx(0.01 * 1e-3, rel=1e-4)
+
+
+def test_resuming_folds_passed_steps_into_the_rate():
+    lr, steps = lr_schedule(0.001, '1,2,3,4,5,55,68,80', begin_epoch=3, iters_per_epoch=10)
+    assert lr == pytest.approx(0.001 * 1.5849 ** 3)
+    assert steps[0] == (10, 1.5849) and steps[-1] == (770, 0.1) and len(steps) == 5
+
+
+def test_unsorted_steps_are_rejected():
+    with pytest.raises(ValueError, match='lr_step'):
+        lr_schedule(0.01, '68,55', 0, 10)
+
+
+def nd(*arrays):
+    return [mx.nd.array(a) for a in arrays]
+
+
+def test_accuracy_ignores_label_minus_one():
+    prob = np.zeros((1, 2, 4))
+    prob[0, 1] = [0.9, 0.2, 0.8, 0.1]  # predicted face, bg, face, bg
+    prob[0, 0] = 1 - prob[0, 1]
+    label = np.array([[1, 1, -1, 0]])
+    metric = RPNAccMetric(0, 1)
+    metric.update(None, nd(prob, label))
+    assert metric.get()[1] == pytest.approx(2 / 3)
+
+
+def test_l1_loss_is_averaged_per_positive_anchor():
+    loss = np.full((1, 8, 3), 0.5)          # 2 anchors x 4 values, 3 positions
+    weight = np.zeros((1, 8, 3))
+    weight[0, 0:4, 1] = 1                    # one positive anchor
+    weight[0, 4:8, 2] = 1                    # a second one
+    metric = RPNL1LossMetric(0, 1)
+    metric.update(None, nd(loss, weight))
+    assert metric.get()[1] == pytest.approx(0.5 * 24 / 2)
+    landmark = RPNLandMarkL1LossMetric(0, 1)
+    landmark.update(None, nd(np.ones((1, 20, 1)), np.ones((1, 20, 1))))
+    assert landmark.get()[1] == pytest.approx(20 / 2)
+
+
+def test_composite_metric_names_and_output_positions():
+    metrics = get_train_metrics([32, 16, 8], face_landmark=True)
+    names = [m.name for m in metrics.metrics]
+    assert names == ['RPNAcc_s32', 'RPNL1Loss_s32', 'RPNLandMarkL1Loss_s32',
+                     'RPNAcc_s16', 'RPNL1Loss_s16', 'RPNLandMarkL1Loss_s16',
+                     'RPNAcc_s8', 'RPNL1Loss_s8', 'RPNLandMarkL1Loss_s8']
+    assert [m.pred_idx for m in metrics.metrics[::3]] == [0, 6, 12]
+    assert len(get_train_metrics([32, 16, 8], face_landmark=False).metrics) == 6
