@@ -1,0 +1,31 @@
+"""RetinaFace networks by name: ``get_symbol_train(network, cfg)`` and ``get_symbol_test(network, cfg)``.
+
+``cfg`` is the configuration object (``rcnn.config.config`` after ``generate_config``);
+nothing here reads global state.
+"""
+from rcnn.symbol.symbol_common import get_fixed_params, label_names
+from rcnn.symbol.symbol_mnet import get_mnet_test, get_mnet_train
+from rcnn.symbol.symbol_resnet import get_resnet_test, get_resnet_train
+
+_TRAIN = {'mnet': get_mnet_train, 'resnet': get_resnet_train}
+_TEST = {'mnet': get_mnet_test, 'resnet': get_resnet_test}
+
+__all__ = ['get_symbol_train', 'get_symbol_test', 'get_fixed_params', 'label_names', 'NETWORKS']
+
+NETWORKS = tuple(sorted(_TRAIN))
+
+
+def _lookup(table, network):
+    if network not in table:
+        raise ValueError('unknown network %r; valid networks: %s' % (network, ', '.join(NETWORKS)))
+    return table[network]
+
+
+def get_symbol_train(network, cfg):
+    """Training symbol of ``network`` ('mnet' or 'resnet'): losses and label variables per stride."""
+    return _lookup(_TRAIN, network)(cfg)
+
+
+def get_symbol_test(network, cfg):
+    """Deploy symbol of ``network``: the checkpoint symbol ``RetinaFace`` loads."""
+    return _lookup(_TEST, network)(cfg)

@@ -1,0 +1,389 @@
+"""RetinaFace face detector on an MXNet checkpoint (``prefix-symbol.json`` + ``prefix-%04d.params``).
+
+Gives the detections of the original ``RetinaFace.detect`` (SPEC section 6) on the
+released models and on checkpoints written by ``train.py``, with less work around
+the network: executors are bound once per input shape, the image becomes the RGB
+float tensor in one vectorised copy, anchors are cached per feature-map size, and
+only the anchors above the threshold are decoded.
+
+Boxes are x1, y1, x2, y2 in pixels of the input image (+1 convention), landmarks
+are 5 (x, y) points: left eye, right eye, nose, left and right mouth corners.
+"""
+import collections
+import logging
+import os
+
+import cv2
+import mxnet as mx
+import numpy as np
+
+from rcnn.processing.bbox_transform import clip_boxes, landmark_pred, nonlinear_pred
+from rcnn.processing.generate_anchor import anchors_plane, generate_anchors_fpn
+from rcnn.processing.nms import cpu_nms_wrapper
+
+logger = logging.getLogger(__name__)
+
+# Landmark order after a horizontal flip: the eyes and the mouth corners swap.
+_FLIP_LANDMARK_ORDER = [1, 0, 2, 4, 3]
+LANDMARK_POINTS = 5
+_MAX_VOTE_DETECTIONS = 750
+
+
+def anchor_settings(network):
+    """Strides (descending) and anchor configuration of a detector ``network`` name.
+
+    'net3' (the released models): strides 32/16/8, anchor scales (32, 16), (8, 4), (2, 1);
+    'net4' adds stride 4 with (2, 1); 'net5' has strides 64..4 with three scales per
+    stride in steps of 2^(1/3); 'net6' strides 128..4 with one scale each. The 'a'
+    variants ('net3a', 'net4a', 'net5a') add the aspect ratio 1.5.
+    """
+    base, _, variant = network.partition('net')
+    if base or variant not in ('3', '3a', '4', '4a', '5', '5a', '6'):
+        raise ValueError('unsupported network %r; use net3, net3a, net4, net4a, net5, net5a or net6' % network)
+    ratios = (1.0, 1.5) if variant.endswith('a') else (1.0,)
+    levels = int(variant[0])
+    if levels == 5:
+        step, base_scale, scales = 2.0 ** (1.0 / 3), 1.0, {}
+        for stride in (4, 8, 16, 32, 64):
+            scales[stride] = tuple(base_scale * step ** i for i in range(3))
+            base_scale *= step ** 3
+    elif levels == 6:
+        scales = {128: (32,), 64: (16,), 32: (8,), 16: (4,), 8: (2,), 4: (1,)}
+    else:
+        scales = {32: (32, 16), 16: (8, 4), 8: (2, 1), 4: (2, 1)}
+        if levels == 3:
+            del scales[4]
+    cfg = {str(s): {'SCALES': v, 'BASE_SIZE': 16, 'RATIOS': ratios, 'ALLOWED_BORDER': 9999}
+           for s, v in scales.items()}
+    return sorted(scales, reverse=True), cfg
+
+
+def load_checkpoint(prefix, epoch):
+    """(symbol, arg_params, aux_params) of ``prefix-symbol.json`` and ``prefix-%04d.params``.
+
+    Raises:
+        FileNotFoundError naming the missing file.
+    """
+    symbol_file = '%s-symbol.json' % prefix
+    params_file = '%s-%04d.params' % (prefix, epoch)
+    for path in (symbol_file, params_file):
+        if not os.path.isfile(path):
+            raise FileNotFoundError('RetinaFace model file %s does not exist' % path)
+    symbol = mx.sym.load(symbol_file)
+    arg_params, aux_params = {}, {}
+    for key, value in mx.nd.load(params_file).items():
+        kind, _, name = key.partition(':')
+        if kind == 'arg':
+            arg_params[name] = value
+        elif kind == 'aux':
+            aux_params[name] = value
+        else:
+            raise ValueError('%s: parameter %r is neither arg: nor aux:' % (params_file, key))
+    return symbol, arg_params, aux_params
+
+
+def bbox_vote(det, threshold):
+    """Bounding-box voting of score-sorted (N, 5) detections, as the original.
+
+    Repeatedly takes the top box and every box with IoU >= ``threshold`` to it
+    (itself included): a cluster of two or more becomes the score-weighted mean box
+    with the cluster's maximum score; a lone top box is dropped unless it is the
+    last box left. Returns at most 750 rows (M, 5) float64.
+    """
+    det = np.asarray(det, dtype=np.float64)
+    kept = []
+    while det.shape[0] > 0:
+        area = (det[:, 2] - det[:, 0] + 1) * (det[:, 3] - det[:, 1] + 1)
+        xx1 = np.maximum(det[0, 0], det[:, 0])
+        yy1 = np.maximum(det[0, 1], det[:, 1])
+        xx2 = np.minimum(det[0, 2], det[:, 2])
+        yy2 = np.minimum(det[0, 3], det[:, 3])
+        inter = np.maximum(0.0, xx2 - xx1 + 1) * np.maximum(0.0, yy2 - yy1 + 1)
+        overlap = inter / (area[0] + area - inter)
+        merge = overlap >= threshold
+        cluster = det[merge]
+        det = det[~merge]
+        if cluster.shape[0] <= 1:
+            if det.shape[0] == 0:
+                kept.append(cluster)
+            continue
+        scores = cluster[:, 4:5]
+        merged = np.empty((1, 5))
+        merged[:, 0:4] = np.sum(cluster[:, 0:4] * scores, axis=0) / np.sum(scores)
+        merged[:, 4] = cluster[:, 4].max()
+        kept.append(merged)
+    if not kept:
+        return np.zeros((0, 5))
+    return np.vstack(kept)[:_MAX_VOTE_DETECTIONS]
+
+
+class RetinaFace:
+    """Face detector; see ``detect``.
+
+    Args:
+        prefix, epoch: checkpoint ``prefix-symbol.json`` + ``prefix-%04d.params``.
+        ctx_id: GPU id, or -1 for the CPU.
+        network: anchor configuration name (``anchor_settings``); 'net3' for the released models.
+        nms: NMS IoU threshold (also the bbox-voting threshold).
+        nocrop: pad the network input with zeros to a multiple of 32.
+        decay4: factor on the scores of stride 4 (networks with a stride-4 level).
+        vote: bbox voting instead of NMS (no landmarks returned).
+    """
+
+    # Input shapes whose executors stay bound.
+    max_cached_shapes = 8
+
+    def __init__(self, prefix, epoch, ctx_id=0, network='net3', nms=0.4, nocrop=False, decay4=0.5, vote=False):
+        self.ctx_id = ctx_id
+        self.network = network
+        self.nms_threshold = nms
+        self.nocrop = nocrop
+        self.decay4 = decay4
+        self.vote = vote
+        self._feat_stride_fpn, anchor_cfg = anchor_settings(network)
+        base_anchors = generate_anchors_fpn(dense_anchor=False, cfg=anchor_cfg)
+        self._anchors_fpn = {s: a.astype(np.float32) for s, a in zip(self._feat_stride_fpn, base_anchors)}
+        self._num_anchors = {s: a.shape[0] for s, a in self._anchors_fpn.items()}
+        self._anchor_planes = {}
+        self.nms = cpu_nms_wrapper(nms)
+
+        symbol, arg_params, aux_params = load_checkpoint(prefix, epoch)
+        num_outputs = len(symbol.list_outputs())
+        per_stride = num_outputs // len(self._feat_stride_fpn)
+        if num_outputs % len(self._feat_stride_fpn) or per_stride not in (2, 3):
+            raise ValueError('%s-symbol.json has %d outputs; network %r needs 2 or 3 per stride %s'
+                             % (prefix, num_outputs, network, self._feat_stride_fpn))
+        self.use_landmarks = per_stride == 3
+        self._outputs_per_stride = per_stride
+        self.ctx = mx.cpu() if ctx_id < 0 else mx.gpu(ctx_id)
+        self._symbol = symbol
+        self._params = self._checked_params(symbol, arg_params, aux_params, '%s-%04d.params' % (prefix, epoch))
+        self._slots = collections.OrderedDict()
+        self._base_executor = None
+
+    def _checked_params(self, symbol, arg_params, aux_params, params_file):
+        args = [a for a in symbol.list_arguments() if a != 'data']
+        aux = symbol.list_auxiliary_states()
+        missing = [n for n in args if n not in arg_params] + [n for n in aux if n not in aux_params]
+        if missing:
+            raise ValueError('%s lacks %d parameters of the symbol: %s' % (params_file, len(missing), ', '.join(missing)))
+        return ({n: arg_params[n].as_in_context(self.ctx) for n in args},
+                {n: aux_params[n].as_in_context(self.ctx) for n in aux})
+
+    def _slot(self, shape):
+        """(input buffer, executor) for a (1, 3, H, W) input, bound once per shape.
+
+        At most ``max_cached_shapes`` are kept (least recently used dropped); all share
+        the parameters and the intermediate memory of the first executor, as
+        ``Module.reshape`` does in the original.
+        """
+        slot = self._slots.get(shape)
+        if slot is not None:
+            self._slots.move_to_end(shape)
+            return slot
+        buffer = np.zeros(shape, dtype=np.float32)
+        if self.ctx.device_type == 'cpu':
+            # The executor reads the NumPy buffer in place: no copy per call. MXNet flags it
+            # read-only; writing it is safe here because every forward's outputs are read
+            # back (synchronously) before the buffer is written again.
+            data = mx.nd.from_numpy(buffer, zero_copy=True)
+            buffer.flags.writeable = True
+        else:
+            data = mx.nd.zeros(shape, ctx=self.ctx)
+        logger.debug('binding an executor for input shape %s', shape)
+        args, aux = self._params
+        exe = self._symbol.bind(self.ctx, args=dict(args, data=data), aux_states=aux, grad_req='null',
+                                shared_exec=self._base_executor)
+        if self._base_executor is None:
+            self._base_executor = exe
+        if len(self._slots) >= self.max_cached_shapes:
+            self._slots.popitem(last=False)
+        slot = self._slots[shape] = (buffer, exe)
+        return slot
+
+    def _forward(self, im):
+        """Network outputs (NumPy) for a BGR (H, W, 3) image, fed as RGB float32 (1, 3, H, W)."""
+        buffer, exe = self._slot((1, 3) + im.shape[:2])
+        buffer[0] = im.transpose(2, 0, 1)[::-1]
+        data = exe.arg_dict['data']
+        if data.context.device_type != 'cpu':
+            data[:] = buffer
+        exe.forward(is_train=False)
+        return [out.asnumpy() for out in exe.outputs]
+
+    def _anchors(self, height, width, stride):
+        """(H*W*A, 4) float32 anchors of a feature map, in (h, w, a) order, cached."""
+        key = (height, width, stride)
+        anchors = self._anchor_planes.get(key)
+        if anchors is None:
+            anchors = anchors_plane(height, width, stride, self._anchors_fpn[stride]).reshape(-1, 4)
+            self._anchor_planes[key] = anchors
+        return anchors
+
+    def _decode(self, net_out, im_shape, threshold):
+        """Candidates of one network pass: the anchors whose face probability is >= threshold.
+
+        Returns:
+            boxes (n, 4) float64 clipped to ``im_shape``, scores (n, 1) float32 (stride 4
+            times ``decay4``), landmarks (n, 5, 2) float32 or None; strides in order, anchors
+            in (h, w, a) order within a stride, as the original concatenates them.
+        """
+        scores, anchors, box_deltas, landmark_deltas = [], [], [], []
+        for level, stride in enumerate(self._feat_stride_fpn):
+            outs = net_out[level * self._outputs_per_stride:(level + 1) * self._outputs_per_stride]
+            num_anchors = self._num_anchors[stride]
+            _, _, height, width = outs[1].shape
+            # Face probabilities (channels A..2A-1) in the (h, w, a) order of the anchors.
+            level_scores = outs[0][0, num_anchors:].transpose(1, 2, 0).reshape(-1, 1)
+            keep = np.flatnonzero(level_scores[:, 0] >= threshold)
+            if keep.size == 0:
+                continue
+            level_scores = level_scores[keep]
+            if stride == 4 and self.decay4 < 1.0:
+                level_scores *= self.decay4
+            scores.append(level_scores)
+            anchors.append(self._anchors(height, width, stride)[keep])
+            # Only the kept anchors' deltas: channel a * len + k at position h * W + w.
+            anchor_idx, position = keep % num_anchors, keep // num_anchors
+            box_deltas.append(outs[1][0].reshape(num_anchors, -1, height * width)[anchor_idx, :, position])
+            if self.use_landmarks and not self.vote:
+                landmark_deltas.append(outs[2][0].reshape(num_anchors, -1, height * width)[anchor_idx, :, position])
+        if not scores:
+            return None
+        anchors = np.vstack(anchors)
+        boxes = clip_boxes(nonlinear_pred(anchors, np.vstack(box_deltas)), im_shape)
+        landmarks = None
+        if landmark_deltas:
+            landmarks = landmark_pred(anchors, np.vstack(landmark_deltas).reshape(len(anchors), LANDMARK_POINTS, 2))
+        return boxes, np.vstack(scores), landmarks
+
+    def detect(self, img, threshold=0.5, scales=(1.0,), do_flip=False):
+        """Faces in a BGR uint8 image (H, W, 3).
+
+        For every scale (cv2 INTER_LINEAR unless 1.0) and, with ``do_flip``, its mirror:
+        the face probability of every anchor, boxes decoded and clipped to the network
+        input, kept at probability >= ``threshold`` (then stride-4 scores times
+        ``decay4``), mapped back to the image; then NMS (or bbox voting) over all.
+
+        Returns:
+            det: (N, 5) float64 x1, y1, x2, y2, score by descending score;
+            landmarks: (N, 5, 2) float32, or None with ``vote`` or a model without landmarks.
+        """
+        if img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError('detect expects a BGR image of shape (H, W, 3), got %s' % (img.shape,))
+        boxes_list, scores_list, landmarks_list = [], [], []
+        for im_scale in scales:
+            scaled = img if im_scale == 1.0 else cv2.resize(img, None, None, fx=im_scale, fy=im_scale,
+                                                            interpolation=cv2.INTER_LINEAR)
+            for flip in ([False, True] if do_flip else [False]):
+                im = scaled[:, ::-1, :] if flip else scaled
+                if self.nocrop:
+                    im = self._pad_to_32(im)
+                candidates = self._decode(self._forward(im), im.shape, threshold)
+                if candidates is None:
+                    continue
+                boxes, scores, landmarks = candidates
+                if flip:
+                    # With nocrop ``im`` is the padded input: the original mirrors in its width too.
+                    boxes[:, [0, 2]] = im.shape[1] - boxes[:, [2, 0]] - 1
+                boxes /= im_scale
+                boxes_list.append(boxes)
+                scores_list.append(scores)
+                if landmarks is not None:
+                    if flip:
+                        landmarks[:, :, 0] = im.shape[1] - landmarks[:, :, 0] - 1
+                        landmarks = landmarks[:, _FLIP_LANDMARK_ORDER]
+                    landmarks /= im_scale
+                    landmarks_list.append(landmarks)
+
+        if not boxes_list:
+            return np.zeros((0, 5)), (np.zeros((0, 5, 2)) if self.use_landmarks else None)
+        boxes = np.vstack(boxes_list)
+        scores = np.vstack(scores_list)
+        order = scores.ravel().argsort()[::-1]
+        pre_det = np.hstack((boxes[order], scores[order])).astype(np.float32, copy=False)
+        if self.vote:
+            return bbox_vote(pre_det, self.nms_threshold), None
+        keep = self.nms(pre_det)
+        landmarks = None
+        if self.use_landmarks:
+            landmarks = np.vstack(landmarks_list)[order].astype(np.float32, copy=False)[keep]
+        return pre_det[keep].astype(np.float64), landmarks
+
+    @staticmethod
+    def _pad_to_32(im):
+        """Zero-pad (bottom, right) to multiples of 32, as float32 (the original's nocrop input)."""
+        height, width = (-(-n // 32) * 32 for n in im.shape[:2])
+        padded = np.zeros((height, width, 3), dtype=np.float32)
+        padded[:im.shape[0], :im.shape[1]] = im
+        return padded
+
+    def detect_center(self, img, threshold=0.5, scales=(1.0,), do_flip=False):
+        """The detection that is largest and closest to the image centre (area minus twice the
+        squared centre offset), as (box (5,), landmarks (5, 2) or None); (None, None) if no face."""
+        det, landmarks = self.detect(img, threshold, scales, do_flip)
+        if det.shape[0] == 0:
+            return None, None
+        index = 0
+        if det.shape[0] > 1:
+            img_center = np.asarray(img.shape[:2]) / 2
+            area = (det[:, 2] - det[:, 0]) * (det[:, 3] - det[:, 1])
+            offsets = np.vstack([(det[:, 0] + det[:, 2]) / 2 - img_center[1],
+                                 (det[:, 1] + det[:, 3]) / 2 - img_center[0]])
+            index = np.argmax(area - np.sum(offsets ** 2, axis=0) * 2.0)
+        return det[index], (None if landmarks is None else landmarks[index])
+
+    @staticmethod
+    def check_large_pose(landmark, bbox):
+        """Classify a face's pose from its landmarks (5, 2) and box (4,) as the original.
+
+        Returns:
+            (ret, left_score, right_score, up_score, down_score); ret is 0 frontal,
+            1 turned left, 2 turned right, 3 looking up, 4 looking down.
+        """
+        landmark = np.asarray(landmark, dtype=np.float32)
+        if landmark.shape != (5, 2) or len(bbox) != 4:
+            raise ValueError('check_large_pose expects landmark (5, 2) and bbox of 4 values, got %s and %d'
+                             % (landmark.shape, len(bbox)))
+
+        def angle(base, x, y):
+            # Signed angle (degrees) from base->x to base->y, image y pointing up.
+            vx, vy = x - base, y - base
+            d = np.degrees(np.arctan2(-vy[1], vy[0]) - np.arctan2(-vx[1], vx[0]))
+            if d < -180.0:
+                d += 360.0
+            elif d > 180.0:
+                d -= 360.0
+            return d
+
+        lm = landmark
+        theta1 = angle(lm[0], lm[3], lm[2])
+        theta2 = angle(lm[1], lm[2], lm[4])
+        theta3 = angle(lm[0], lm[2], lm[1])
+        theta4 = angle(lm[1], lm[0], lm[2])
+        theta5 = angle(lm[3], lm[4], lm[2])
+        theta6 = angle(lm[4], lm[2], lm[3])
+        theta7 = angle(lm[3], lm[2], lm[0])
+        theta8 = angle(lm[4], lm[1], lm[2])
+        left_score = right_score = 0.0
+        if theta1 <= 0.0:
+            left_score = 10.0
+        elif theta2 <= 0.0:
+            right_score = 10.0
+        else:
+            left_score, right_score = theta2 / theta1, theta1 / theta2
+        up_score = 10.0 if theta3 <= 10.0 or theta4 <= 10.0 else max(theta1 / theta3, theta2 / theta4)
+        down_score = 10.0 if theta5 <= 10.0 or theta6 <= 10.0 else max(theta7 / theta5, theta8 / theta6)
+        mleft = (lm[0][0] + lm[3][0]) / 2
+        mright = (lm[1][0] + lm[4][0]) / 2
+        box_center_x = (bbox[0] + bbox[2]) / 2
+        ret = 0
+        if left_score >= 3.0 or (left_score >= 2.0 and mright <= box_center_x):
+            ret = 1
+        elif right_score >= 3.0 or (right_score >= 2.0 and mleft >= box_center_x):
+            ret = 2
+        elif up_score >= 2.0:
+            ret = 3
+        elif down_score >= 5.0:
+            ret = 4
+        return ret, left_score, right_score, up_score, down_score
