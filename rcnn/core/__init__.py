@@ -1,0 +1,1 @@
+"""Training and testing machinery: data loaders, metrics, checkpoints, schedules."""

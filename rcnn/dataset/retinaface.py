@@ -1,0 +1,157 @@
+"""The ``retinaface`` image database: WIDER FACE with the RetinaFace ``label.txt`` annotations.
+
+Layout (``data_path`` is e.g. ``data/retinaface``)::
+
+    <data_path>/<image_set>/label.txt
+    <data_path>/<image_set>/images/<relative path from the '#' line>
+
+``gt_roidb()`` returns one dict per image (SPEC section 5):
+
+    'image'      absolute or data_path-relative image path
+    'height', 'width'   image size in pixels (read from the file header)
+    'boxes'      (N, 4) float32 x1, y1, x2, y2 (x2 = x + w), clipped to [0, width] x [0, height]
+    'landmarks'  (N, 5, 3) float32 x, y, visibility: 1.0 visible, 0.0 occluded, -1 missing
+    'blur'       (N,) float32 (0.3 where the file has a negative value)
+    'gt_classes' (N,) int32, 1 (face)
+    'flipped'    False; ``append_flipped_images`` adds the mirrored entries
+"""
+import logging
+import os
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from rcnn.dataset.label_file import read_label_file
+
+__all__ = ['retinaface', 'FLIP_LANDMARK_ORDER']
+
+logger = logging.getLogger(__name__)
+
+# Mirroring swaps the eyes and the mouth corners.
+FLIP_LANDMARK_ORDER = [1, 0, 2, 4, 3]
+
+
+def _image_size(path):
+    """(width, height) from the image header, without decoding the pixels."""
+    with Image.open(path) as im:
+        return im.size
+
+
+class retinaface:
+    """WIDER FACE split ``image_set`` ('train', 'val' or 'test') under ``data_path``.
+
+    Args:
+        image_set: split folder name.
+        root_path: the original's cache folder; kept for its signature, nothing is written.
+        data_path: folder holding ``<image_set>/label.txt`` and ``<image_set>/images``.
+        cfg: configuration for ``TRAIN.MIN_BOX_SIZE`` (default: the global config).
+    """
+
+    classes = ['bg', 'face']
+    num_classes = 2
+
+    def __init__(self, image_set, root_path, data_path, cfg=None):
+        if cfg is None:
+            from rcnn.config import config as cfg
+        self.cfg = cfg
+        self.name = 'retinaface'
+        self.image_set = image_set
+        self.root_path = root_path
+        self.data_path = data_path
+        self.label_file = os.path.join(data_path, image_set, 'label.txt')
+        self.images_path = os.path.join(data_path, image_set, 'images')
+        if not os.path.isfile(self.label_file):
+            raise FileNotFoundError('label file %s does not exist' % self.label_file)
+        self.num_images = 0
+
+    def gt_roidb(self):
+        """Read ``label.txt`` and the image sizes; see the module docstring for the entries.
+
+        Faces whose clipped box is empty or narrower / lower than ``TRAIN.MIN_BOX_SIZE``
+        are dropped; in the 'train' split, so are images left without faces.
+
+        Raises:
+            ValueError / FileNotFoundError: ``"<label.txt>:<line>: ..."`` for a malformed
+                line, inconsistent landmark, or a missing or unreadable image.
+        """
+        records = read_label_file(self.label_file)
+        roidb = []
+        dropped_faces = dropped_images = 0
+        for record in tqdm(records, desc='%s %s' % (self.name, self.image_set), unit='img',
+                           disable=len(records) < 1000):
+            entry = self._entry(record)
+            dropped_faces += len(record) - len(entry['boxes'])
+            if self.image_set == 'train' and not len(entry['boxes']):
+                dropped_images += 1
+                continue
+            roidb.append(entry)
+        logger.info('%s: %d images (%d without faces dropped), %d faces dropped (empty or < %s px)',
+                    self.label_file, len(roidb), dropped_images, dropped_faces, self.cfg.TRAIN.MIN_BOX_SIZE)
+        self.num_images = len(roidb)
+        return roidb
+
+    def _entry(self, record):
+        where = '%s:%d' % (self.label_file, record.line)
+        path = os.path.join(self.images_path, record.path)
+        try:
+            width, height = _image_size(path)
+        except FileNotFoundError:
+            raise FileNotFoundError('%s: image %s does not exist' % (where, path)) from None
+        except (OSError, UnidentifiedImageError) as exc:
+            raise ValueError('%s: cannot read image %s: %s' % (where, path, exc)) from None
+
+        x, y, w, h = record.boxes.astype(np.float64).T
+        boxes = np.stack([np.clip(x, 0, width), np.clip(y, 0, height),
+                          np.clip(x + w, 0, width), np.clip(y + h, 0, height)], axis=1)
+        box_w, box_h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        min_size = self.cfg.TRAIN.MIN_BOX_SIZE
+        keep = (box_w > 0) & (box_h > 0) & (box_w >= min_size) & (box_h >= min_size)
+
+        landmarks = record.landmarks.copy()
+        visibility = landmarks[:, :, 2]
+        missing = visibility == -1
+        at_minus_one = (landmarks[:, :, 0] == -1) & (landmarks[:, :, 1] == -1)
+        bad = np.flatnonzero((missing != at_minus_one).any(axis=1))
+        if len(bad):
+            raise ValueError('%s:%d: a landmark is missing (-1 -1 -1) only as a whole, got %s'
+                             % (self.label_file, record.face_lines[bad[0]], landmarks[bad[0]].tolist()))
+        # File: 0 visible, 1 occluded. Stored: 1.0 visible, 0.0 occluded, -1 missing.
+        landmarks[:, :, 2] = np.where(missing, -1.0, np.where(visibility == 0, 1.0, 0.0))
+        blur = np.where(record.blur < 0, 0.3, record.blur).astype(np.float32)
+        return {
+            'image': path,
+            'height': height,
+            'width': width,
+            'boxes': boxes[keep].astype(np.float32),
+            'landmarks': landmarks[keep],
+            'blur': blur[keep],
+            'gt_classes': np.ones(int(keep.sum()), dtype=np.int32),
+            'flipped': False,
+        }
+
+    def append_flipped_images(self, roidb):
+        """Append a horizontally mirrored copy of every entry to ``roidb`` (in place) and return it.
+
+        Every 'boxes*' array maps x1' = W - x2 - 1, x2' = W - x1 - 1; present landmarks
+        map x' = W - 1 - x and the points are reordered by FLIP_LANDMARK_ORDER.
+        """
+        flipped = []
+        for entry in roidb:
+            new = dict(entry, flipped=True)
+            width = entry['width']
+            for key in entry:
+                if key.startswith('boxes'):
+                    boxes = entry[key].copy()
+                    boxes[:, 0] = width - entry[key][:, 2] - 1
+                    boxes[:, 2] = width - entry[key][:, 0] - 1
+                    new[key] = boxes
+            if 'landmarks' in entry:
+                landmarks = entry['landmarks'].copy()
+                present = landmarks[:, :, 2] >= 0
+                landmarks[:, :, 0] = np.where(present, width - 1 - landmarks[:, :, 0], landmarks[:, :, 0])
+                new['landmarks'] = landmarks[:, FLIP_LANDMARK_ORDER, :]
+            flipped.append(new)
+        roidb.extend(flipped)
+        self.num_images = len(roidb)
+        return roidb

@@ -1,0 +1,1 @@
+"""Image preprocessing and training-label generation (crops, anchor assignment)."""
