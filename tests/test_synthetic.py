@@ -176,3 +176,30 @@ def test_tools_wrapper_runs_as_a_script(tmp_path):
                     '--num-test', '1', '--workers', '2'], check=True, capture_output=True)
     assert len(read_label_file(tmp_path / 'test/label.txt')) == 1
     assert (tmp_path / 'ground_truth/wider_hard_val.mat').is_file()
+
+
+def _write_predictions(directory, records, keep):
+    """One WIDER result file per image with the kept ground-truth boxes as detections."""
+    rng = np.random.default_rng(0)
+    for r in records:
+        boxes = r.boxes[keep(r.boxes)]
+        path = directory / (r.path[:-len('.jpg')] + '.txt')
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = ['%s' % pathlib.PurePosixPath(r.path).stem, str(len(boxes))]
+        lines += ['%d %d %d %d %.3f' % (*b, s) for b, s in zip(boxes, rng.uniform(0.5, 1.0, len(boxes)))]
+        path.write_text('\n'.join(lines) + '\n')
+
+
+def test_wider_evaluation_runs_on_the_synthetic_ground_truth(datasets, tmp_path):
+    from rcnn.evaluation.widerface import evaluate
+    root = datasets[0]
+    records = read_label_file(root / 'val/label.txt')
+    _write_predictions(tmp_path / 'all', records, lambda boxes: np.ones(len(boxes), bool))
+    perfect = evaluate(tmp_path / 'all', root / 'ground_truth')
+    assert perfect['easy'] == perfect['medium'] == perfect['hard'] == pytest.approx(1.0, abs=1e-3)
+    # A detector that misses every face under the medium threshold loses only on hard.
+    _write_predictions(tmp_path / 'large', records, lambda boxes: boxes[:, 3] >= synthetic.MEDIUM_MIN_HEIGHT)
+    large = evaluate(tmp_path / 'large', root / 'ground_truth')
+    assert large['easy'] == pytest.approx(1.0, abs=1e-3) and large['medium'] == pytest.approx(1.0, abs=1e-3)
+    small = sum(int((r.boxes[:, 3] < synthetic.MEDIUM_MIN_HEIGHT).sum()) for r in records)
+    assert small > 0 and large['hard'] < 1.0
