@@ -28,6 +28,10 @@ _FLIP_LANDMARK_ORDER = [1, 0, 2, 4, 3]
 LANDMARK_POINTS = 5
 _MAX_VOTE_DETECTIONS = 750
 
+# What is kept per input shape: the float32 (1, 3, H, W) input, its bound executor and
+# the anchors of its feature maps ({stride: (H*W*A, 4) float32}, filled on first use).
+_Slot = collections.namedtuple('_Slot', ['buffer', 'executor', 'anchors'])
+
 
 def anchor_settings(network):
     """Strides (descending) and anchor configuration of a detector ``network`` name.
@@ -144,7 +148,6 @@ class RetinaFace:
         base_anchors = generate_anchors_fpn(dense_anchor=False, cfg=anchor_cfg)
         self._anchors_fpn = {s: a.astype(np.float32) for s, a in zip(self._feat_stride_fpn, base_anchors)}
         self._num_anchors = {s: a.shape[0] for s, a in self._anchors_fpn.items()}
-        self._anchor_planes = {}
         self.nms = cpu_nms_wrapper(nms)
 
         symbol, arg_params, aux_params = load_checkpoint(prefix, epoch)
@@ -171,7 +174,7 @@ class RetinaFace:
                 {n: aux_params[n].as_in_context(self.ctx) for n in aux})
 
     def _slot(self, shape):
-        """(input buffer, executor) for a (1, 3, H, W) input, bound once per shape.
+        """The ``_Slot`` of a (1, 3, H, W) input: bound once per shape.
 
         At most ``max_cached_shapes`` are kept (least recently used dropped); all share
         the parameters and the intermediate memory of the first executor, as
@@ -198,30 +201,24 @@ class RetinaFace:
             self._base_executor = exe
         if len(self._slots) >= self.max_cached_shapes:
             self._slots.popitem(last=False)
-        slot = self._slots[shape] = (buffer, exe)
+        slot = self._slots[shape] = _Slot(buffer, exe, {})
         return slot
 
     def _forward(self, im):
-        """Network outputs (NumPy) for a BGR (H, W, 3) image, fed as RGB float32 (1, 3, H, W)."""
-        buffer, exe = self._slot((1, 3) + im.shape[:2])
-        buffer[0] = im.transpose(2, 0, 1)[::-1]
-        data = exe.arg_dict['data']
+        """Network outputs (NumPy) for a BGR (H, W, 3) image fed as RGB float32 (1, 3, H, W),
+        and the anchor cache of that input shape."""
+        slot = self._slot((1, 3) + im.shape[:2])
+        slot.buffer[0] = im.transpose(2, 0, 1)[::-1]
+        data = slot.executor.arg_dict['data']
         if data.context.device_type != 'cpu':
-            data[:] = buffer
-        exe.forward(is_train=False)
-        return [out.asnumpy() for out in exe.outputs]
+            data[:] = slot.buffer
+        slot.executor.forward(is_train=False)
+        return [out.asnumpy() for out in slot.executor.outputs], slot.anchors
 
-    def _anchors(self, height, width, stride):
-        """(H*W*A, 4) float32 anchors of a feature map, in (h, w, a) order, cached."""
-        key = (height, width, stride)
-        anchors = self._anchor_planes.get(key)
-        if anchors is None:
-            anchors = anchors_plane(height, width, stride, self._anchors_fpn[stride]).reshape(-1, 4)
-            self._anchor_planes[key] = anchors
-        return anchors
-
-    def _decode(self, net_out, im_shape, threshold):
+    def _decode(self, net_out, anchor_cache, im_shape, threshold):
         """Candidates of one network pass: the anchors whose face probability is >= threshold.
+
+        ``anchor_cache`` keeps the anchors of the pass's feature maps per stride.
 
         Returns:
             boxes (n, 4) float64 clipped to ``im_shape``, scores (n, 1) float32 (stride 4
@@ -242,7 +239,9 @@ class RetinaFace:
             if stride == 4 and self.decay4 < 1.0:
                 level_scores *= self.decay4
             scores.append(level_scores)
-            anchors.append(self._anchors(height, width, stride)[keep])
+            if stride not in anchor_cache:
+                anchor_cache[stride] = anchors_plane(height, width, stride, self._anchors_fpn[stride]).reshape(-1, 4)
+            anchors.append(anchor_cache[stride][keep])
             # Only the kept anchors' deltas: channel a * len + k at position h * W + w.
             anchor_idx, position = keep % num_anchors, keep // num_anchors
             box_deltas.append(outs[1][0].reshape(num_anchors, -1, height * width)[anchor_idx, :, position])
@@ -279,7 +278,7 @@ class RetinaFace:
                 im = scaled[:, ::-1, :] if flip else scaled
                 if self.nocrop:
                     im = self._pad_to_32(im)
-                candidates = self._decode(self._forward(im), im.shape, threshold)
+                candidates = self._decode(*self._forward(im), im.shape, threshold)
                 if candidates is None:
                     continue
                 boxes, scores, landmarks = candidates

@@ -31,7 +31,7 @@ def _timed_ms(fn):
 
 def _bare_forward(detector, img):
     """The detector's bound executor for ``img``'s shape, input already in place."""
-    buffer, exe = detector._slot((1, 3) + img.shape[:2])
+    buffer, exe, _ = detector._slot((1, 3) + img.shape[:2])
     buffer[0] = img.transpose(2, 0, 1)[::-1]
     data = exe.arg_dict['data']
 

@@ -1,7 +1,12 @@
 """The ``rpn_fpn_ohem3`` custom operator: selection rule, bounds, layouts, no gradient."""
+import os
+import subprocess
+import sys
+
 import mxnet as mx
 import numpy as np
 import pytest
+from conftest import REPO
 
 from rcnn.symbol import rpn_fpn_ohem3
 
@@ -118,3 +123,26 @@ def test_register_is_idempotent():
     rpn_fpn_ohem3.register()
     cls_score, labels = random_case(1, 40, [3], num_ignored=0, seed=9)
     np.testing.assert_array_equal(run_op(cls_score, labels)[0], reference_ohem(cls_score, labels, A)[0])
+
+
+def test_training_process_with_the_op_exits(tmp_path):
+    """A process that ends with OHEM work possibly still queued exits (without the wait that
+    ``register`` adds, MXNet's exit handler was seen to deadlock intermittently)."""
+    script = tmp_path / 'step.py'
+    script.write_text('\n'.join([
+        'import mxnet as mx, numpy as np',
+        'from rcnn.symbol import rpn_fpn_ohem3',
+        'rpn_fpn_ohem3.register()',
+        "score = mx.sym.Variable('cls_score')",
+        "out = mx.sym.Custom(cls_score=score, labels=mx.sym.Variable('labels'), op_type='rpn_fpn_ohem3', num_anchors=2)",
+        "loss = mx.sym.SoftmaxOutput(score, out[0], multi_output=True, use_ignore=True, ignore_label=-1)",
+        "mod = mx.mod.Module(loss, data_names=['cls_score'], label_names=['labels'])",
+        "mod.bind([('cls_score', (4, 2, 4000))], [('labels', (4, 4000))], inputs_need_grad=True)",
+        'mod.init_params()',
+        "batch = mx.io.DataBatch([mx.nd.random.normal(shape=(4, 2, 4000))], [mx.nd.ones((4, 4000))])",
+        'for _ in range(5):',
+        '    mod.forward_backward(batch)',
+    ]))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, str(script)], env=env, timeout=120, capture_output=True)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]

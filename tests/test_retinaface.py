@@ -222,9 +222,9 @@ def test_executors_are_cached_per_shape_and_evicted(tmp_path):
     detector.max_cached_shapes = 2
     img = read_image('t4')
     first = detector.detect(img, threshold=0.3)
-    exe = detector._slots[(1, 3, 360, 640)][1]
+    exe = detector._slots[(1, 3, 360, 640)].executor
     detector.detect(img, threshold=0.3)
-    assert detector._slots[(1, 3, 360, 640)][1] is exe
+    assert detector._slots[(1, 3, 360, 640)].executor is exe
     detector.detect(img[:200, :300], threshold=0.3)
     detector.detect(img[:100, :150], threshold=0.3)
     assert list(detector._slots) == [(1, 3, 200, 300), (1, 3, 100, 150)]

@@ -16,6 +16,8 @@ Inputs: ``cls_score`` (B, 2, N) with N = A*H*W in (anchor, h, w) order (the resh
 Ties at the selection boundary are broken arbitrarily (the original sorted with
 NumPy's unstable quicksort, so it did not define them either).
 """
+import atexit
+
 import mxnet as mx
 import numpy as np
 
@@ -27,6 +29,9 @@ def register():
     """Register the custom operator with MXNet once; later calls do nothing."""
     if not _registered:
         mx.operator.register(OP_TYPE)(RPNFPNOHEM3Prop)
+        # A custom-op backward still queued when Python exits deadlocks MXNet's own exit
+        # handler; this one runs first (atexit is LIFO) and lets the queue drain.
+        atexit.register(mx.nd.waitall)
         _registered.append(OP_TYPE)
 
 

@@ -19,20 +19,21 @@ anchor order (a, h, w) for labels, (h, w) positions for the rest):
 ``face_bbox_weight_stride{s}`` (B, 4A, H*W), ``face_landmark_target_stride{s}`` and
 ``face_landmark_weight_stride{s}`` (B, 10A, H*W).
 
-Training outputs, in this order for every stride (the training metrics index them):
+Training outputs, in this order for every stride (the training metrics index them;
+the order of the original ``get_out``):
 
 ====  ==========================================  =============================
  k    output                                      shape
 ====  ==========================================  =============================
  0    ``face_rpn_cls_prob_stride{s}``             (B, 2, A*H*W) SoftmaxOutput
- 1    label after OHEM (BlockGrad)                (B, A*H*W)
+ 1    ``face_rpn_label_stride{s}``                (B, A*H*W) label after OHEM
  2    ``face_rpn_bbox_loss_stride{s}``            (B, 4A, H*W) smooth L1
- 3    bbox weight after OHEM (BlockGrad)          (B, 4A, H*W)
+ 3    ``face_rpn_bbox_weight_stride{s}``          (B, 4A, H*W) weight after OHEM
  4    ``face_rpn_landmark_loss_stride{s}``        (B, 10A, H*W) smooth L1
- 5    landmark weight after OHEM (BlockGrad)      (B, 10A, H*W)
+ 5    ``face_rpn_landmark_weight_stride{s}``      (B, 10A, H*W) weight after OHEM
 ====  ==========================================  =============================
 
-(4 and 5 only with ``FACE_LANDMARK``), exactly the order of the original ``get_out``.
+1, 3 and 5 are BlockGrad copies; 4 and 5 exist only with ``FACE_LANDMARK``.
 """
 import re
 

@@ -45,14 +45,13 @@ def _conv_bn_relu(data, index, num_filter, kernel, stride, num_group=1):
 def mobilenet025_features(data):
     """C3, C4, C5 of MobileNet-0.25: strides 8, 16, 32 with 64, 128, 256 channels."""
     body = _conv_bn_relu(data, 0, int(32 * _MULTIPLIER), 3, 2)
-    index = 1
     feats = {}
-    for dw_channels, channels, stride in _BLOCKS:
+    for block, (dw_channels, channels, stride) in enumerate(_BLOCKS):
         dw_channels, channels = int(dw_channels * _MULTIPLIER), int(channels * _MULTIPLIER)
-        body = _conv_bn_relu(body, index, dw_channels, 3, stride, num_group=dw_channels)
-        body = _conv_bn_relu(body, index + 1, channels, 1, 1)
-        index += 2
-        feats[index - 1] = body
+        # Block k holds layers 2k + 1 (depthwise 3x3) and 2k + 2 (pointwise 1x1).
+        body = _conv_bn_relu(body, 2 * block + 1, dw_channels, 3, stride, num_group=dw_channels)
+        body = _conv_bn_relu(body, 2 * block + 2, channels, 1, 1)
+        feats[2 * block + 2] = body
     return feats[_C3], feats[_C4], feats[_C5]
 
 
