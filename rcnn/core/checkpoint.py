@@ -51,7 +51,7 @@ def load_params(prefix, epoch):
 
 
 def params_digest(arg_params, aux_params):
-    """MD5 over all parameters in name order: equal digests mean bit-identical weights."""
+    """MD5 over the parameters in name order: equal digests mean bit-identical weights."""
     digest = hashlib.md5()
     for params in (arg_params, aux_params):
         for name in sorted(params):

@@ -21,9 +21,12 @@ def _lookup(table, network):
     return table[network]
 
 
-def get_symbol_train(network, cfg):
-    """Training symbol of ``network`` ('mnet' or 'resnet'): losses and label variables per stride."""
-    return _lookup(_TRAIN, network)(cfg)
+def get_symbol_train(network, cfg, num_devices=1):
+    """Training symbol of ``network`` ('mnet' or 'resnet'): losses and label variables per stride.
+
+    ``num_devices`` is the number of contexts one batch is split over.
+    """
+    return _lookup(_TRAIN, network)(cfg, num_devices)
 
 
 def get_symbol_test(network, cfg):

@@ -188,10 +188,17 @@ def _regression_loss(pred, target, weight, name, grad_scale, loss_norm):
     return mx.sym.MakeLoss(data=loss, grad_scale=grad_scale, name=name)
 
 
-def _loss_scales(cfg):
-    """(bbox, landmark) MakeLoss grad scales; with LR_MODE 1 the loss is also divided by the kept positives."""
+def _loss_scales(cfg, num_devices=1):
+    """(bbox, landmark) MakeLoss grad scales; with LR_MODE 1 the loss is also divided by the kept positives.
+
+    Training rescales gradients by 1 / num_devices, which averages the per-device
+    normalised losses (softmax over valid anchors, LR_MODE 1). The LR_MODE 0
+    regression losses are plain sums over the images, so they are multiplied by
+    ``num_devices`` here: the update is then the same whether a batch runs on one
+    device or is split over several (one device is exactly the original).
+    """
     if cfg.LR_MODE == 0:
-        batch = float(cfg.TRAIN.RPN_BATCH_SIZE)
+        batch = float(cfg.TRAIN.RPN_BATCH_SIZE) / num_devices
         return 1.0 / batch, 0.4 * cfg.LANDMARK_LR_MULT / batch
     if cfg.LR_MODE == 1:
         if cfg.TRAIN.RPN_ENABLE_OHEM < 2:
@@ -200,7 +207,7 @@ def _loss_scales(cfg):
     raise ValueError('LR_MODE must be 0 or 1, got %r' % (cfg.LR_MODE,))
 
 
-def stride_train_outputs(cls_score, bbox_pred, landmark_pred, stride, cfg):
+def stride_train_outputs(cls_score, bbox_pred, landmark_pred, stride, cfg, num_devices=1):
     """Losses of one stride from its prediction maps (module docstring for the layout).
 
     Args:
@@ -213,7 +220,7 @@ def stride_train_outputs(cls_score, bbox_pred, landmark_pred, stride, cfg):
     if cfg.TRAIN.RPN_ENABLE_OHEM not in (0, 2):
         raise ValueError('TRAIN.RPN_ENABLE_OHEM must be 0 (off) or 2 (rpn_fpn_ohem3), got %r'
                          % (cfg.TRAIN.RPN_ENABLE_OHEM,))
-    bbox_scale, landmark_scale = _loss_scales(cfg)
+    bbox_scale, landmark_scale = _loss_scales(cfg, num_devices)
     num_anchors = _num_anchors(cfg, stride)
     names = {kind: '%s_%s_stride%d' % (PREFIX, kind, stride) for kind in
              ('label', 'bbox_target', 'bbox_weight', 'landmark_target', 'landmark_weight')}
@@ -265,13 +272,16 @@ def stride_train_outputs(cls_score, bbox_pred, landmark_pred, stride, cfg):
     return outputs
 
 
-def train_outputs(feats, cfg):
-    """Group of the training outputs of every stride in ``cfg.RPN_FEAT_STRIDE`` order."""
+def train_outputs(feats, cfg, num_devices=1):
+    """Group of the training outputs of every stride in ``cfg.RPN_FEAT_STRIDE`` order.
+
+    ``num_devices``: contexts one batch is split over (``_loss_scales``).
+    """
     _check_strides(feats, cfg)
     outputs = []
     for stride in cfg.RPN_FEAT_STRIDE:
         preds = _prediction_convs(feats[stride], stride, _num_anchors(cfg, stride), cfg.FACE_LANDMARK)
-        outputs += stride_train_outputs(*preds, stride=stride, cfg=cfg)
+        outputs += stride_train_outputs(*preds, stride=stride, cfg=cfg, num_devices=num_devices)
     return mx.sym.Group(outputs)
 
 

@@ -68,6 +68,9 @@ def get_mnet_test(cfg):
     return deploy_outputs(_features(cfg), cfg)
 
 
-def get_mnet_train(cfg):
-    """Training symbol: ``data`` plus the label variables of ``symbol_common.label_names``."""
-    return train_outputs(_features(cfg), cfg)
+def get_mnet_train(cfg, num_devices=1):
+    """Training symbol: ``data`` plus the label variables of ``symbol_common.label_names``.
+
+    ``num_devices``: contexts the batch is split over (see ``symbol_common.train_outputs``).
+    """
+    return train_outputs(_features(cfg), cfg, num_devices)

@@ -1,0 +1,193 @@
+"""train.py: checkpoints, resume, interrupt, pretrained loading, LAYER_FIX, several
+contexts and the parameter-server kvstore, on a tiny synthetic dataset."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import mxnet as mx
+import numpy as np
+import pytest
+
+import train
+from conftest import REPO, require_shared
+from rcnn.config import config, generate_config
+from rcnn.core.checkpoint import load_params
+from rcnn.core.loader import CropLoader
+from rcnn.dataset.retinaface import retinaface
+from rcnn.dataset.synthetic import generate_widerface
+from rcnn.symbol import get_symbol_train
+
+FAST = ['--network', 'mnet', '--dataset', 'retinaface', '--batch_images', '1', '--workers', '0', '--frequent', '1']
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp('synthetic') / 'retinaface'
+    generate_widerface(str(root), num_train=4, num_val=2, num_test=1, seed=3, workers=1)
+    return str(root)
+
+
+def run_train(*args):
+    return subprocess.run([sys.executable, 'train.py'] + FAST + list(args), cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+
+
+def digests(text):
+    return re.findall(r'parameter digest ([0-9a-f]{32})', text)
+
+
+def test_missing_dataset_says_how_to_get_data(tmp_path):
+    with pytest.raises(SystemExit, match='rcnn.dataset.synthetic'):
+        train.main(FAST + ['--dataset_path', str(tmp_path / 'nowhere'), '--prefix', str(tmp_path / 'm')])
+
+
+def test_unknown_network_lists_the_valid_ones(capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(['--network', 'vgg16'])
+    assert 'mnet, resnet' in capsys.readouterr().err
+
+
+def test_pretrained_with_a_wrong_shape_names_the_parameter(dataset, tmp_path):
+    bad = {'arg:face_rpn_cls_score_stride8_weight': mx.nd.zeros((3, 64, 1, 1))}
+    mx.nd.save(str(tmp_path / 'bad-0000.params'), bad)
+    with pytest.raises(SystemExit, match='face_rpn_cls_score_stride8_weight'):
+        train.main(FAST + ['--dataset_path', dataset, '--prefix', str(tmp_path / 'm'),
+                           '--pretrained', str(tmp_path / 'bad'), '--max_iters', '0'])
+
+
+def test_released_model_round_trips_through_a_checkpoint(dataset, tmp_path):
+    """--max_iters 0 saves the pretrained weights unchanged: the detections equal the golden file."""
+    model = require_shared('assets/models/retinaface-mnet025/mnet.25-symbol.json')
+    golden = np.load(require_shared('golden/retinaface_mnet25_single_scale.npz'))
+    image = cv2.imread(str(require_shared('assets/images/t4.jpg')))
+    prefix = str(tmp_path / 'roundtrip')
+    result = run_train('--dataset_path', dataset, '--prefix', prefix, '--max_iters', '0',
+                       '--pretrained', str(model).replace('-symbol.json', ''), '--pretrained_epoch', '0')
+    assert result.returncode == 0, result.stderr
+    assert 'initialised fresh: none' in result.stderr
+
+    from retinaface import RetinaFace
+    dets, landmarks = RetinaFace(prefix, 1, ctx_id=-1).detect(image, threshold=0.02, scales=[1.0])
+    assert dets.shape == golden['t4_single_det'].shape
+    np.testing.assert_allclose(dets[:, :4], golden['t4_single_det'][:, :4], atol=0.01)
+    np.testing.assert_allclose(dets[:, 4], golden['t4_single_det'][:, 4], atol=1e-4)
+    np.testing.assert_allclose(landmarks, golden['t4_single_landmarks'], atol=0.01)
+
+
+def test_layer_fix_keeps_the_first_backbone_layers_of_pretrained_weights(dataset, tmp_path):
+    model = str(require_shared('assets/models/retinaface-mnet025/mnet.25-symbol.json')).replace('-symbol.json', '')
+    prefix = str(tmp_path / 'fixed')
+    result = run_train('--dataset_path', dataset, '--prefix', prefix, '--max_iters', '2',
+                       '--pretrained', model, '--pretrained_epoch', '0')
+    assert result.returncode == 0, result.stderr
+    before, _ = load_params(model, 0)
+    after, _ = load_params(prefix, 1)
+    for name in ('mobilenet0_conv0_weight', 'mobilenet0_batchnorm0_gamma', 'mobilenet0_batchnorm0_beta'):
+        np.testing.assert_array_equal(after[name].asnumpy(), before[name].asnumpy(), err_msg=name)
+    changed = [n for n in ('mobilenet0_conv1_weight', 'face_rpn_cls_score_stride8_weight')
+               if not np.array_equal(after[n].asnumpy(), before[n].asnumpy())]
+    assert changed == ['mobilenet0_conv1_weight', 'face_rpn_cls_score_stride8_weight']
+
+
+def test_from_scratch_fixes_nothing_and_resume_continues(dataset, tmp_path):
+    prefix = str(tmp_path / 'scratch')
+    first = run_train('--dataset_path', dataset, '--prefix', prefix, '--max_iters', '2')
+    assert first.returncode == 0, first.stderr
+    assert 'fixed parameters' not in first.stderr
+    for suffix in ('-symbol.json', '-0001.params', '-0001.states'):
+        assert os.path.isfile(prefix + suffix)
+    resumed = run_train('--dataset_path', dataset, '--prefix', prefix, '--begin_epoch', '1', '--max_iters', '1')
+    assert resumed.returncode == 0, resumed.stderr
+    assert 'resuming from %s-0001' % prefix in resumed.stderr
+    assert os.path.isfile(prefix + '-0002.params')
+    p1, _ = load_params(prefix, 1)
+    p2, _ = load_params(prefix, 2)
+    assert not np.array_equal(p1['face_rpn_bbox_pred_stride8_weight'].asnumpy(),
+                              p2['face_rpn_bbox_pred_stride8_weight'].asnumpy())
+
+
+def test_interrupt_saves_a_checkpoint(dataset, tmp_path):
+    prefix = str(tmp_path / 'interrupted')
+    proc = subprocess.Popen([sys.executable, 'train.py'] + FAST + ['--dataset_path', dataset, '--prefix', prefix],
+                            cwd=REPO, stderr=subprocess.PIPE, text=True)
+    lines = []
+    deadline = time.time() + 300
+    for line in proc.stderr:
+        lines.append(line)
+        if 'Batch [' in line or time.time() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=300)
+    log = ''.join(lines) + rest
+    assert proc.returncode == 0, log
+    assert 'resume with --begin_epoch 1' in log
+    assert os.path.isfile(prefix + '-0001.params') and os.path.isfile(prefix + '-0001.states')
+
+
+def _duplicated_batch(dataset):
+    """A batch of two identical crops: BatchNorm statistics are then the same whether the
+    batch runs on one context or is split over two, so the updates must agree."""
+    roidb = retinaface('train', '', dataset).gt_roidb()[:1]
+    with CropLoader(get_symbol_train('mnet', config), roidb, config, batch_size=1, seed=5) as loader:
+        batch = loader.next()
+        data_shapes = [(d.name, (2,) + d.shape[1:]) for d in loader.provide_data]
+        label_shapes = [(d.name, (2,) + d.shape[1:]) for d in loader.provide_label]
+    double = mx.io.DataBatch([mx.nd.concat(d, d, dim=0) for d in batch.data],
+                             [mx.nd.concat(d, d, dim=0) for d in batch.label])
+    return double, data_shapes, label_shapes
+
+
+def test_two_cpu_contexts_update_like_one(dataset):
+    """The same batch on one context or split over two gives the same update.
+
+    Starts from the released weights: with well-conditioned BatchNorm statistics
+    the batch of two identical crops behaves as two batches of one, so what is
+    compared is the gradient aggregation (1 / num_devices rescaling, summed
+    regression losses), not BatchNorm noise.
+    """
+    model = str(require_shared('assets/models/retinaface-mnet025/mnet.25-symbol.json')).replace('-symbol.json', '')
+    generate_config('mnet', 'retinaface')
+    batch, data_shapes, label_shapes = _duplicated_batch(dataset)
+    steps = []
+    for ctx in ([mx.cpu(0)], [mx.cpu(0), mx.cpu(1)]):
+        arg_params, aux_params = load_params(model, 0)
+        initial = {k: v.asnumpy() for k, v in arg_params.items()}
+        sym = get_symbol_train('mnet', config, num_devices=len(ctx))
+        mod = train.create_module(sym, ctx, data_shapes, label_shapes, arg_params, aux_params, [],
+                                  train.make_optimizer(0.01, 0.0, len(ctx)), 'device')
+        for _ in range(2):
+            mod.forward_backward(batch)
+            mod.update()
+        after = mod.get_params()[0]
+        steps.append({k: after[k].asnumpy() - initial[k] for k in initial})
+    one, two = steps
+    groups = {'classification': 'face_rpn_cls_score_stride', 'box': 'face_rpn_bbox_pred_stride',
+              'landmark': 'face_rpn_landmark_pred_stride', 'backbone': 'mobilenet0_conv5_'}
+    for group, stem in groups.items():
+        names = sorted(n for n in one if n.startswith(stem))
+        step_one = np.concatenate([one[n].ravel() for n in names])
+        step_two = np.concatenate([two[n].ravel() for n in names])
+        assert np.linalg.norm(step_one) > 0, group
+        relative = np.linalg.norm(step_two - step_one) / np.linalg.norm(step_one)
+        assert relative < 0.05, (group, relative)
+
+
+def test_dist_sync_workers_end_with_equal_parameters(dataset, tmp_path):
+    prefix = str(tmp_path / 'dist')
+    logs = tmp_path / 'logs'
+    command = [sys.executable, 'tools/launch.py', '-n', '2', '-s', '1', '--log-dir', str(logs), '--',
+               sys.executable, 'train.py'] + FAST + ['--dataset_path', dataset, '--prefix', prefix,
+                                                     '--kvstore', 'dist_sync', '--max_iters', '3']
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    worker_logs = [(logs / ('worker%d.log' % i)).read_text() for i in range(2)]
+    assert result.returncode == 0, '\n'.join(worker_logs)
+    found = [digests(text) for text in worker_logs]
+    assert all(len(d) == 1 for d in found), worker_logs
+    assert found[0] == found[1]
+    ranks = sorted(re.search(r'worker (\d) of 2', text).group(1) for text in worker_logs)
+    assert ranks == ['0', '1']
+    assert os.path.isfile(prefix + '-0001.params')
