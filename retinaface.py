@@ -122,7 +122,8 @@ def bbox_vote(det, threshold):
 
 
 class RetinaFace:
-    """Face detector; see ``detect``.
+    """Face detector; see ``detect``. One ``detect`` at a time per instance (the bound
+    executors and their input buffers are reused).
 
     Args:
         prefix, epoch: checkpoint ``prefix-symbol.json`` + ``prefix-%04d.params``.
@@ -169,7 +170,8 @@ class RetinaFace:
         aux = symbol.list_auxiliary_states()
         missing = [n for n in args if n not in arg_params] + [n for n in aux if n not in aux_params]
         if missing:
-            raise ValueError('%s lacks %d parameters of the symbol: %s' % (params_file, len(missing), ', '.join(missing)))
+            raise ValueError('%s lacks %d parameters of the symbol: %s'
+                             % (params_file, len(missing), ', '.join(missing)))
         return ({n: arg_params[n].as_in_context(self.ctx) for n in args},
                 {n: aux_params[n].as_in_context(self.ctx) for n in aux})
 

@@ -171,11 +171,14 @@ def test_invalid_settings_raise():
 
 
 def test_fixed_params_follow_the_config_regexes():
-    cfg = make_cfg('mnet')
+    cfg = make_cfg('mnet', FIXED_PARAMS=['^mobilenet0_conv[01]_', '^mobilenet0_batchnorm0_'])
     symbol = get_symbol_train('mnet', cfg)
-    fixed = get_fixed_params(symbol, cfg)
-    assert fixed and all(any(n.startswith(p.lstrip('^')) for p in cfg.FIXED_PARAMS) for n in fixed)
-    assert set(fixed) == {n for n in symbol.list_arguments() if n.startswith(('mobilenet0_conv0_', 'mobilenet0_batchnorm0_'))}
+    assert get_fixed_params(symbol, cfg) == ['mobilenet0_conv0_weight', 'mobilenet0_batchnorm0_gamma',
+                                             'mobilenet0_batchnorm0_beta', 'mobilenet0_conv1_weight']
+    # The mnet preset fixes some first backbone layers, nothing of the head.
+    preset = get_fixed_params(symbol, make_cfg('mnet'))
+    assert preset and all(name.startswith('mobilenet0_') for name in preset)
+    # Without LAYER_FIX (the resnet preset) nothing is fixed.
     assert get_fixed_params(get_symbol_train('resnet', make_cfg('resnet')), make_cfg('resnet')) == []
     # Upsampling weights are always fixed under LAYER_FIX.
     up = mx.sym.Deconvolution(mx.sym.Variable('data'), num_filter=2, kernel=(4, 4), name='x_upsampling')
