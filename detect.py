@@ -36,7 +36,6 @@ def parse_args(argv=None):
     parser.add_argument('--thresh', type=float, default=0.8, help='face score threshold (default 0.8)')
     parser.add_argument('--scales', type=float, nargs='+', default=[1.0], help='image scales (default 1.0)')
     parser.add_argument('--flip', action='store_true', help='also detect on the mirrored image')
-    parser.add_argument('--network', default='net3', help='anchor configuration (default net3)')
     parser.add_argument('--gpu', type=int, default=-1, help='GPU id, -1 for the CPU (default)')
     args = parser.parse_args(argv)
     if any(s <= 0 for s in args.scales):
@@ -84,7 +83,7 @@ def main(argv=None):
     from retinaface import RetinaFace
     try:
         images = list_images(args.image)
-        detector = RetinaFace(args.prefix, args.epoch, ctx_id=args.gpu, network=args.network)
+        detector = RetinaFace(args.prefix, args.epoch, ctx_id=args.gpu)
     except (FileNotFoundError, ValueError) as err:
         print('error: %s' % err, file=sys.stderr)
         return 2
