@@ -47,10 +47,14 @@ def anchor_settings(network):
     ratios = (1.0, 1.5) if variant.endswith('a') else (1.0,)
     levels = int(variant[0])
     if levels == 5:
-        step, base_scale, scales = 2.0 ** (1.0 / 3), 1.0, {}
+        # Scales 1, 2^(1/3), 2^(2/3), 2, ... multiplied up in turn (as the original rounds them).
+        step, scale, scales = 2.0 ** (1.0 / 3), 1.0, {}
         for stride in (4, 8, 16, 32, 64):
-            scales[stride] = tuple(base_scale * step ** i for i in range(3))
-            base_scale *= step ** 3
+            level_scales = []
+            for _ in range(3):
+                level_scales.append(scale)
+                scale *= step
+            scales[stride] = tuple(level_scales)
     elif levels == 6:
         scales = {128: (32,), 64: (16,), 32: (8,), 16: (4,), 8: (2,), 4: (1,)}
     else:
