@@ -4,7 +4,8 @@
 
 Prints images/s of the original-style serial path (decode + crop + assign in this
 process: ``CropLoader(num_workers=0)``, with OpenCV's default threads and with one
-thread) and of the parallel loader with 1, 2 and 4 workers, then ms per
+thread) and of the parallel loader with 1, 2 and 4 workers, with the CPU time per
+image of the loader's processes (this one and its workers), then ms per
 ``assign_anchor_fpn`` call at 5, 50 and 500 faces (median of 50 calls).
 
 Every loader is built and warmed up (one epoch) first; then each round times one
@@ -32,13 +33,25 @@ from rcnn.io.rpn import AA  # noqa: E402
 FEATS = [(20, 20), (40, 40), (80, 80)]
 
 
+def cpu_seconds(pids):
+    """User + system CPU seconds of the processes ``pids`` so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        with open('/proc/%d/stat' % pid) as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf('SC_CLK_TCK')
+
+
 def epoch_seconds(loader):
-    """Wall time of one epoch, from reset() (which starts the prefetch) to the last batch."""
-    start = time.perf_counter()
+    """Wall and CPU (this process + workers) seconds of one epoch, from reset() (which starts
+    the prefetch) to the last batch."""
+    pids = [os.getpid()] + [p.pid for p in loader._workers]
+    cpu, start = cpu_seconds(pids), time.perf_counter()
     loader.reset()
     for _ in loader:
         pass
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu_seconds(pids) - cpu
 
 
 def random_faces(rng, n):
@@ -80,22 +93,25 @@ def main():
         startup.append(time.perf_counter() - start)
     default_threads = cv2.getNumThreads()
     seconds = [[] for _ in settings]
+    cpu = [[] for _ in settings]
     try:
         for round_index in range(args.rounds + 1):  # round 0 warms up
-            for (_, _, threads), loader, times in zip(settings, loaders, seconds):
+            for (_, _, threads), loader, times, cpu_times in zip(settings, loaders, seconds, cpu):
                 cv2.setNumThreads(threads or default_threads)
-                elapsed = epoch_seconds(loader)
+                elapsed, cpu_elapsed = epoch_seconds(loader)
                 if round_index:
                     times.append(elapsed)
+                    cpu_times.append(cpu_elapsed)
     finally:
         cv2.setNumThreads(default_threads)
         for loader in loaders:
             loader.close()
 
     rates = [images / np.median(times) for times in seconds]
-    print('\n%-28s %10s %10s %10s' % ('loader', 'images/s', 'vs serial', 'startup s'))
-    for (name, _, _), rate, start in zip(settings, rates, startup):
-        print('%-28s %10.1f %9.2fx %10.2f' % (name, rate, rate / rates[0], start))
+    print('\n%-28s %10s %10s %12s %10s' % ('loader', 'images/s', 'vs serial', 'CPU ms/img', 'startup s'))
+    for (name, _, _), rate, cpu_times, start in zip(settings, rates, cpu, startup):
+        print('%-28s %10.1f %9.2fx %12.1f %10.2f'
+              % (name, rate, rate / rates[0], 1e3 * np.median(cpu_times) / images, start))
 
     aa = AA(FEATS, config)
     rng = np.random.default_rng(0)

@@ -1,5 +1,6 @@
 """``CropLoader``: batches, reproducibility across worker counts, sharding, errors and shutdown."""
 import copy
+import gc
 
 import cv2
 import mxnet as mx
@@ -89,6 +90,31 @@ def test_batch_content_is_the_seeded_crop_and_assignment(roidb):
         expected = aa.assign_anchor_fpn(labels[0], data[0]['im_info'], landmark=True)
         for name, value in expected.items():
             np.testing.assert_array_equal(arrays[name].asnumpy()[pos], value[0])
+
+
+@pytest.mark.parametrize('workers', [0, 1])
+def test_batches_held_by_the_trainer_are_never_overwritten(roidb, workers):
+    """Batches share memory with the loader; a buffer is refilled only after MXNet released it."""
+    with CropLoader(FEATS, roidb, make_cfg(), batch_size=2, shuffle=True, seed=3, num_workers=workers) as loader:
+        held = [(batch, [a.asnumpy() for a in batch.data + batch.label]) for batch in loader]
+        assert len(held) == 6
+        loader.reset()
+        for _ in loader:  # a whole epoch more while the first one's batches are kept
+            pass
+        for batch, content in held:
+            for array, expected in zip(batch.data + batch.label, content):
+                np.testing.assert_array_equal(array.asnumpy(), expected)
+        if workers:
+            lent_slots = [i for i in range(len(loader._shared.buffers)) if loader._shared.is_lent(i)]
+            assert len(lent_slots) <= 2
+        del held, batch, array
+        mx.nd.waitall()
+        gc.collect()
+        private = len(loader._private.buffers)
+        loader.reset()
+        for _ in loader:  # released buffers are reused: no new ones
+            pass
+        assert len(loader._private.buffers) == private
 
 
 def test_provide_data_and_label_follow_the_symbol_order(roidb):

@@ -87,14 +87,15 @@ class _Buffers:
     def views(self, index):
         return self.layout.views(self.buffers[index])
 
-    def lend(self, index, names):
-        """NDArrays over the arrays ``names`` of buffer ``index`` (in that order)."""
+    def lend(self, index, *name_lists):
+        """Per list of names, the NDArrays over those arrays of buffer ``index``."""
         views = self.views(index)
+        lent = [[views[name] for name in names] for names in name_lists]
         with self._lock:
-            self._lent[index] = len(views)
-        for view in views.values():
+            self._lent[index] = sum(len(names) for names in name_lists)
+        for view in (view for group in lent for view in group):
             weakref.finalize(view, self._release, index)
-        return [mx.nd.from_numpy(views[name], zero_copy=True) for name in names]
+        return [[mx.nd.from_numpy(view, zero_copy=True) for view in group] for group in lent]
 
     def _release(self, index):
         with self._lock:
@@ -202,8 +203,8 @@ class CropLoader(mx.io.DataIter):
                 fill_sample(self.roidb[roidb_index], sample_rng(self.seed, self.epoch, roidb_index), self.aa,
                             self.cfg, views, pos)
         self.cur += self.batch_size
-        return mx.io.DataBatch(data=buffers.lend(index, self.data_name), label=buffers.lend(index, self.label_name),
-                               pad=0, index=None, provide_data=self._provide_data,
+        data, label = buffers.lend(index, self.data_name, self.label_name)
+        return mx.io.DataBatch(data=data, label=label, pad=0, index=None, provide_data=self._provide_data,
                                provide_label=self._provide_label)
 
     def getpad(self):

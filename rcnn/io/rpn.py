@@ -84,8 +84,8 @@ class _Tile:
     def __init__(self, anchors, index):
         self.anchors = np.ascontiguousarray(anchors, dtype=np.float64)  # (n, 4)
         self.index = index  # (n,) positions in the flat anchor list
-        self.x1, self.y1 = self.anchors[:, 0].min(), self.anchors[:, 1].min()
-        self.x2, self.y2 = self.anchors[:, 2].max(), self.anchors[:, 3].max()
+        self.rows = np.arange(len(index))
+        self.extent = np.concatenate([self.anchors[:, :2].min(axis=0), self.anchors[:, 2:].max(axis=0)])
 
 
 def _box_stats(boxes):
@@ -143,6 +143,7 @@ class AA:
             inside.append(level_inside.reshape(-1))
             self.levels.append(level)
             offset += level.count
+        self._tile_extents = np.array([tile.extent for tile in self.tiles])  # (T, 4) x1, y1, x2, y2
         self.anchors = np.concatenate(anchors)  # (K, 4) float32, flat order (stride, a, h, w)
         self.inside = np.concatenate(inside)  # (K,) bool
         self.all_inside = bool(self.inside.all())
@@ -158,25 +159,30 @@ class AA:
         Anchors that intersect no gt have IoU 0 with all, so max 0 at gt 0 (argmax of a zero row).
         """
         gt = gt_boxes.astype(np.float64)
+        force_positive = self.cfg.TRAIN.RPN_FORCE_POSITIVE
         max_overlaps = np.zeros(self.num_anchors, dtype=np.float64)
         argmax_overlaps = np.zeros(self.num_anchors, dtype=np.intp)
         gt_max_overlaps = np.zeros(len(gt), dtype=np.float64)
         blocks = []
-        for tile in self.tiles:
-            # Intersection needs anchor x2 > gx1 - 1 and anchor x1 < gx2 + 1 (+1 convention), same for y.
-            near = np.flatnonzero((gt[:, 0] - 1 < tile.x2) & (gt[:, 2] + 1 > tile.x1)
-                                  & (gt[:, 1] - 1 < tile.y2) & (gt[:, 3] + 1 > tile.y1))
+        # (T, G): gt g can meet an anchor of tile t only if x2 > gx1 - 1 and x1 < gx2 + 1 (+1
+        # convention) for the tile's extent, and the same in y.
+        extents = self._tile_extents
+        reach = ((gt[:, 0] - 1 < extents[:, 2:3]) & (gt[:, 2] + 1 > extents[:, 0:1])
+                 & (gt[:, 1] - 1 < extents[:, 3:4]) & (gt[:, 3] + 1 > extents[:, 1:2]))
+        for tile, tile_reach in zip(self.tiles, reach):
+            near = np.flatnonzero(tile_reach)
             if not len(near):
                 continue
             overlaps = bbox_overlaps(tile.anchors, gt[near])
             best = overlaps.argmax(axis=1)
-            best_overlaps = overlaps[np.arange(len(best)), best]
+            best_overlaps = overlaps[tile.rows, best]
             max_overlaps[tile.index] = best_overlaps
             argmax_overlaps[tile.index] = np.where(best_overlaps > 0, near[best], 0)
-            gt_max_overlaps[near] = np.maximum(gt_max_overlaps[near], overlaps.max(axis=0))
-            blocks.append((tile, near, overlaps))
+            if force_positive:
+                gt_max_overlaps[near] = np.maximum(gt_max_overlaps[near], overlaps.max(axis=0))
+                blocks.append((tile, near, overlaps))
         force = None
-        if self.cfg.TRAIN.RPN_FORCE_POSITIVE:
+        if force_positive:
             # Anchors equal to some gt's best IoU. A gt touching no anchor has best IoU 0,
             # which every anchor matches (as in the original's dense comparison).
             if (gt_max_overlaps == 0).any():
