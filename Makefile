@@ -31,6 +31,11 @@ test-slow: venv
 	$(MAKE) build PYTHON=$(VENV_PYTHON)
 	$(VENV_PYTHON) -m pytest -q -m slow $(PYTEST_ARGS)
 
+# Synthetic data, a short mnet training, WIDER test + evaluation, pictures; resumes if interrupted.
+demo: venv
+	$(MAKE) build PYTHON=$(VENV_PYTHON)
+	$(VENV_PYTHON) tools/demo.py $(DEMO_ARGS)
+
 bench: venv
 	$(MAKE) build PYTHON=$(VENV_PYTHON)
 	$(VENV_PYTHON) bench/core.py

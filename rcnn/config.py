@@ -101,8 +101,8 @@ def _network_presets():
     n.mnet.COLOR_MODE = 1
     n.mnet.LANDMARK_LR_MULT = 2.5
     n.mnet.LAYER_FIX = True
-    # The first conv + BN of the MobileNet backbone stay as pretrained.
-    n.mnet.FIXED_PARAMS = ['^mobilenet0_conv0_', '^mobilenet0_batchnorm0_']
+    # The first two conv + BN layers of the MobileNet backbone stay as pretrained (as the original).
+    n.mnet.FIXED_PARAMS = ['^mobilenet0_conv[01]_', '^mobilenet0_batchnorm[01]_']
     n.mnet.RPN_ANCHOR_CFG = copy.deepcopy(RAC_SSH)
 
     n.resnet = edict()

@@ -86,11 +86,14 @@ def test_layer_fix_keeps_the_first_backbone_layers_of_pretrained_weights(dataset
     assert result.returncode == 0, result.stderr
     before, _ = load_params(model, 0)
     after, _ = load_params(prefix, 1)
-    for name in ('mobilenet0_conv0_weight', 'mobilenet0_batchnorm0_gamma', 'mobilenet0_batchnorm0_beta'):
+    fixed = ['mobilenet0_conv%d_weight' % i for i in (0, 1)] + \
+        ['mobilenet0_batchnorm%d_%s' % (i, p) for i in (0, 1) for p in ('gamma', 'beta')]
+    assert 'fixed parameters (LAYER_FIX): ' + ', '.join(sorted(fixed)) in result.stderr
+    for name in fixed:
         np.testing.assert_array_equal(after[name].asnumpy(), before[name].asnumpy(), err_msg=name)
-    changed = [n for n in ('mobilenet0_conv1_weight', 'face_rpn_cls_score_stride8_weight')
+    changed = [n for n in ('mobilenet0_conv2_weight', 'face_rpn_cls_score_stride8_weight')
                if not np.array_equal(after[n].asnumpy(), before[n].asnumpy())]
-    assert changed == ['mobilenet0_conv1_weight', 'face_rpn_cls_score_stride8_weight']
+    assert changed == ['mobilenet0_conv2_weight', 'face_rpn_cls_score_stride8_weight']
 
 
 def test_from_scratch_fixes_nothing_and_resume_continues(dataset, tmp_path):

@@ -195,7 +195,9 @@ def _loss_scales(cfg, num_devices=1):
     normalised losses (softmax over valid anchors, LR_MODE 1). The LR_MODE 0
     regression losses are plain sums over the images, so they are multiplied by
     ``num_devices`` here: the update is then the same whether a batch runs on one
-    device or is split over several (one device is exactly the original).
+    device or is split over several, and k devices train exactly like the
+    original on one device with the total batch. (The original left this factor
+    out, so its regression weight followed the per-device batch instead.)
     """
     if cfg.LR_MODE == 0:
         batch = float(cfg.TRAIN.RPN_BATCH_SIZE) / num_devices

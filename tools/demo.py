@@ -1,0 +1,120 @@
+#!/usr/bin/env python
+"""The whole system on built-in data: ``make demo``.
+
+1. synthetic WIDER-format data (``rcnn.dataset.synthetic``) in ``--data``;
+2. mnet trained from scratch (``train.py``) for ``--epochs`` epochs;
+3. ``test_widerface.py --mode 0`` on the val split and the WIDER evaluation
+   (easy / medium / hard AP, JSON summary, PR-curve PNG);
+4. a few val images with the detected boxes and five landmarks drawn.
+
+Every stage resumes: generated data is kept, training continues from the newest
+checkpoint, result files already written are skipped. Interrupt it and run it
+again to go on where it stopped.
+"""
+import argparse
+import glob
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+logger = logging.getLogger('demo')
+
+SPLIT_FILES = ('train/label.txt', 'val/label.txt', 'test/label.txt', 'ground_truth/wider_hard_val.mat')
+
+
+def run(command):
+    """Run a step in a child process (its own MXNet engine), failing loudly."""
+    logger.info('$ %s', ' '.join(command))
+    subprocess.run(command, cwd=REPO, check=True)
+
+
+def latest_epoch(prefix):
+    """Highest N with PREFIX-N.params, or 0."""
+    epochs = [int(m.group(1)) for m in (re.search(r'-(\d{4})\.params$', p) for p in glob.glob(prefix + '-*.params'))
+              if m]
+    return max(epochs, default=0)
+
+
+def ensure_data(args):
+    if all(os.path.isfile(os.path.join(args.data, f)) for f in SPLIT_FILES):
+        logger.info('synthetic data already in %s', args.data)
+        return
+    run([sys.executable, '-m', 'rcnn.dataset.synthetic', '--output', args.data, '--num-train', str(args.num_train),
+         '--num-val', str(args.num_val), '--num-test', str(args.num_test), '--seed', str(args.seed)])
+
+
+def ensure_model(args):
+    done = latest_epoch(args.prefix)
+    if done >= args.epochs:
+        logger.info('model %s-%04d already trained', args.prefix, done)
+        return args.epochs
+    command = [sys.executable, 'train.py', '--network', 'mnet', '--dataset', 'retinaface',
+               '--dataset_path', args.data, '--prefix', args.prefix, '--end_epoch', str(args.epochs),
+               '--lr', str(args.lr), '--lr_step', args.lr_step, '--batch_images', str(args.batch_images),
+               '--seed', str(args.seed), '--frequent', '10']
+    if done:
+        command += ['--begin_epoch', str(done)]
+    run(command)
+    return args.epochs
+
+
+def evaluate(args, epoch):
+    predictions = os.path.join(args.output, 'predictions-%04d' % epoch)
+    run([sys.executable, 'test_widerface.py', '--mode', '0', '--gpu', '-1', '--prefix', args.prefix,
+         '--epoch', str(epoch), '--dataset-path', args.data, '--image-set', 'val', '--output', predictions,
+         '--gt', os.path.join(args.data, 'ground_truth')])
+    return predictions
+
+
+def draw_examples(args, epoch):
+    from rcnn.dataset.label_file import read_label_file
+    records = read_label_file(os.path.join(args.data, 'val', 'label.txt'))[:args.num_pictures]
+    examples = os.path.join(args.output, 'examples')
+    os.makedirs(examples, exist_ok=True)
+    for record in records:
+        link = os.path.join(examples, os.path.basename(record.path))
+        if not os.path.exists(link):
+            os.symlink(os.path.abspath(os.path.join(args.data, 'val', 'images', record.path)), link)
+    pictures = os.path.join(args.output, 'detections')
+    run([sys.executable, 'detect.py', '--prefix', args.prefix, '--epoch', str(epoch), '--image', examples,
+         '--output', pictures, '--json', os.path.join(pictures, 'detections.json'), '--thresh', '0.5'])
+    return pictures
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--data', default='data/retinaface', help='synthetic data folder')
+    parser.add_argument('--prefix', default='model/demo/mnet', help='checkpoint prefix')
+    parser.add_argument('--output', default='demo_out', help='predictions, evaluation and pictures')
+    parser.add_argument('--num-train', type=int, default=1000)
+    parser.add_argument('--num-val', type=int, default=100)
+    parser.add_argument('--num-test', type=int, default=20)
+    parser.add_argument('--epochs', type=int, default=6)
+    parser.add_argument('--lr', type=float, default=0.01)
+    parser.add_argument('--lr_step', default='4,5')
+    parser.add_argument('--batch_images', type=int, default=16)
+    parser.add_argument('--num-pictures', type=int, default=4)
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
+    start = time.time()
+    ensure_data(args)
+    epoch = ensure_model(args)
+    predictions = evaluate(args, epoch)
+    pictures = draw_examples(args, epoch)
+    print('\nDemo finished in %.1f min.' % ((time.time() - start) / 60))
+    print('  model:        %s-symbol.json, %s-%04d.params' % (args.prefix, args.prefix, epoch))
+    print('  predictions:  %s/<event>/<name>.txt' % predictions)
+    print('  evaluation:   %s/widerface_eval.json' % predictions)
+    print('  PR curves:    %s/widerface_pr.png' % predictions)
+    print('  pictures:     %s/' % pictures)
+
+
+if __name__ == '__main__':
+    main()
