@@ -142,11 +142,8 @@ def test_parts_are_disjoint_equal_and_share_the_epoch_order(roidb):
     cfg = make_cfg()
     orders = {}
     for part in range(3):
-        with CropLoader(FEATS, roidb, cfg, batch_size=2, shuffle=True, seed=1, num_parts=3,
-                        part_index=part) as loader:
-            first = loader.order.copy()
-            loader.reset()
-            orders[part] = (first, loader.order.copy())
+        orders[part] = [CropLoader(FEATS, roidb, cfg, batch_size=2, shuffle=True, seed=1, num_parts=3,
+                                   part_index=part, begin_epoch=epoch).order for epoch in (0, 1)]
     for epoch in range(2):
         parts = [orders[p][epoch] for p in range(3)]
         assert all(len(p) == 4 for p in parts)  # 12 images / 3 parts, 2 batches of 2 each
@@ -162,6 +159,32 @@ def test_parts_are_disjoint_equal_and_share_the_epoch_order(roidb):
         CropLoader(FEATS, roidb, cfg, batch_size=2, num_parts=2, part_index=2)
     with pytest.raises(ValueError, match='make no batch'):
         CropLoader(FEATS, roidb, cfg, batch_size=5, num_parts=3)
+
+
+def test_epochs_follow_from_seed_and_begin_epoch(roidb):
+    """reset() before each epoch (train.py) or after it (Module.fit) gives the same epochs, and
+    begin_epoch resumes the sequence."""
+    cfg = make_cfg()
+
+    def first_batches(loader, epochs, reset_before):
+        out = []
+        for epoch in range(epochs):
+            if reset_before or epoch:
+                loader.reset()
+            out.append((loader.epoch, loader.next().data[0].asnumpy()))
+            for _ in loader:
+                pass
+        return out
+
+    after = first_batches(CropLoader(FEATS, roidb, cfg, batch_size=4, shuffle=True, seed=2), 2, False)
+    before = first_batches(CropLoader(FEATS, roidb, cfg, batch_size=4, shuffle=True, seed=2), 2, True)
+    resumed = first_batches(CropLoader(FEATS, roidb, cfg, batch_size=4, shuffle=True, seed=2, begin_epoch=1),
+                            1, True)
+    assert [e for e, _ in after] == [e for e, _ in before] == [0, 1] and resumed[0][0] == 1
+    for (_, a), (_, b) in zip(after, before):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(resumed[0][1], after[1][1])
+    assert not np.array_equal(after[0][1], after[1][1])
 
 
 def test_feature_shapes_from_symbols():

@@ -116,23 +116,24 @@ class CropLoader(mx.io.DataIter):
         num_parts, part_index: this loader reads part ``part_index`` of ``num_parts``
             disjoint, equally long parts of every epoch's order (distributed training:
             kvstore num_workers and rank). Every part sees the same epoch order.
+        begin_epoch: number of the first epoch (the order and crops of epoch e are the
+            same in every run with this seed, so a resumed run continues the sequence).
 
     An epoch has ``batches_per_epoch`` batches; the last incomplete batch is dropped,
-    as in the original. The first epoch is ready after construction, each
-    ``reset()`` starts the next one (``epoch`` counts from 0; ``order`` holds the
-    epoch's roidb indices). A batch's arrays share memory with the loader: treat
-    them as read-only. Call ``close()`` (or use ``with``) to stop the workers.
+    as in the original. The first epoch is ready after construction (``epoch`` is its
+    number, ``order`` its roidb indices). A batch's arrays share memory with the
+    loader: treat them as read-only. Call ``close()`` (or use ``with``) to stop the workers.
     """
 
     def __init__(self, feat_sym, roidb, cfg=None, batch_size=1, shuffle=False, seed=0, num_workers=0,
-                 num_parts=1, part_index=0):
+                 num_parts=1, part_index=0, begin_epoch=0):
         if cfg is None:
             from rcnn.config import config as cfg
         cfg = copy.deepcopy(cfg)
         super().__init__(batch_size)
-        if batch_size < 1 or num_workers < 0 or seed < 0:
-            raise ValueError('need batch_size >= 1, num_workers >= 0, seed >= 0; got %d, %d, %d'
-                             % (batch_size, num_workers, seed))
+        if batch_size < 1 or num_workers < 0 or seed < 0 or begin_epoch < 0:
+            raise ValueError('need batch_size >= 1 and num_workers, seed, begin_epoch >= 0; got %d, %d, %d, %d'
+                             % (batch_size, num_workers, seed, begin_epoch))
         if not 0 <= part_index < num_parts:
             raise ValueError('part_index %d is not in [0, num_parts=%d)' % (part_index, num_parts))
         self.part_size = len(roidb) // num_parts
@@ -162,8 +163,8 @@ class CropLoader(mx.io.DataIter):
         self._closed = False
         if num_workers:
             self._start_workers(num_workers)
-        self.epoch = -1
-        self.reset()
+        self.epoch = begin_epoch - 1
+        self._start_epoch()
 
     # -- DataIter interface -------------------------------------------------------------------
     @property
@@ -175,8 +176,17 @@ class CropLoader(mx.io.DataIter):
         return self._provide_label
 
     def reset(self):
-        """Start the next epoch (the first one is started by the constructor)."""
+        """Start the next epoch, unless no batch of the current one was taken yet.
+
+        So calling reset() before each epoch (train.py) or after it (``Module.fit``)
+        gives the same epochs: ``begin_epoch``, ``begin_epoch + 1``, ...
+        """
         self._check_open()
+        if self.cur == 0 and self._error is None:
+            return
+        self._start_epoch()
+
+    def _start_epoch(self):
         self._drain()
         self.epoch += 1
         self.order = self._epoch_order(self.epoch)
