@@ -1,0 +1,126 @@
+"""Box arithmetic of the MTCNN cascade, NumPy only.
+
+Boxes are (N, 4+) float arrays ``x1, y1, x2, y2[, score, ...]`` in pixels with
+the +1 convention: a box covers columns x1..x2, so its width is x2 - x1 + 1.
+"""
+import numpy as np
+
+__all__ = ['nms', 'iou', 'square', 'calibrate', 'pad']
+
+_NMS_BLOCK = 256
+
+
+def _overlap(boxes, areas, rows, cols, mode):
+    """(len(rows), len(cols)) overlap of boxes[rows] against boxes[cols]."""
+    xx1 = np.maximum(boxes[rows, 0:1], boxes[cols, 0])
+    yy1 = np.maximum(boxes[rows, 1:2], boxes[cols, 1])
+    xx2 = np.minimum(boxes[rows, 2:3], boxes[cols, 2])
+    yy2 = np.minimum(boxes[rows, 3:4], boxes[cols, 3])
+    inter = np.maximum(0.0, xx2 - xx1 + 1) * np.maximum(0.0, yy2 - yy1 + 1)
+    if mode == 'Union':
+        return inter / (areas[rows, None] + areas[cols] - inter)
+    return inter / np.minimum(areas[rows, None], areas[cols])
+
+
+def nms(dets, thresh, mode='Union'):
+    """Greedy non-maximum suppression.
+
+    Args:
+        dets: (N, 5+) boxes with the score in column 4.
+        thresh: a box is dropped when its overlap with a kept, higher-scored box
+            is not <= thresh.
+        mode: 'Union' (intersection over union) or 'Minimum' (intersection over
+            the smaller area), areas with the +1 convention.
+
+    Returns:
+        (K,) int64 indices into ``dets`` of the kept boxes, highest score first.
+        Boxes are visited in ``dets[:, 4].argsort()[::-1]`` order, so equal
+        scores resolve exactly as in the original implementation.
+    """
+    if mode not in ('Union', 'Minimum'):
+        raise ValueError("nms mode must be 'Union' or 'Minimum', got %r" % (mode,))
+    dets = np.asarray(dets)
+    order = dets[:, 4].argsort()[::-1]
+    boxes = dets[order, :4]
+    areas = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+    n = len(order)
+    suppressed = np.zeros(n, bool)
+    keep = []
+    # Block-wise greedy walk: first resolve the boxes of a block among themselves
+    # (a small block x block overlap matrix), then let the block's kept boxes
+    # suppress all later ones at once. Memory stays O(block * N) and the Python
+    # loop only touches block-sized arrays.
+    for start in range(0, n, _NMS_BLOCK):
+        stop = min(start + _NMS_BLOCK, n)
+        alive = start + np.flatnonzero(~suppressed[start:stop])
+        if not len(alive):
+            continue
+        inner = ~(_overlap(boxes, areas, alive, alive, mode) <= thresh)
+        dead = np.zeros(len(alive), bool)
+        kept = []
+        for i in range(len(alive)):
+            if not dead[i]:
+                kept.append(i)
+                dead |= inner[i]
+        kept = alive[kept]
+        keep.extend(kept)
+        later = stop + np.flatnonzero(~suppressed[stop:])
+        if len(later):
+            overlaps = _overlap(boxes, areas, kept, later, mode)
+            suppressed[later] = (~(overlaps <= thresh)).any(axis=0)
+    return order[np.asarray(keep, np.int64)]
+
+
+def iou(box, boxes):
+    """IoU (+1 areas) of one box (4,) against boxes (N, 4+); returns (N,)."""
+    box = np.asarray(box, np.float64)
+    boxes = np.atleast_2d(np.asarray(boxes, np.float64))
+    box_area = (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
+    areas = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+    w = np.maximum(0.0, np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]) + 1)
+    h = np.maximum(0.0, np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]) + 1)
+    inter = w * h
+    return inter / (box_area + areas - inter)
+
+
+def square(boxes):
+    """Grow each box to a square of side max(w, h) about its centre; other columns kept."""
+    out = np.array(boxes, dtype=np.float64, copy=True)
+    h = boxes[:, 3] - boxes[:, 1] + 1
+    w = boxes[:, 2] - boxes[:, 0] + 1
+    side = np.maximum(h, w)
+    out[:, 0] = boxes[:, 0] + w * 0.5 - side * 0.5
+    out[:, 1] = boxes[:, 1] + h * 0.5 - side * 0.5
+    out[:, 2] = out[:, 0] + side - 1
+    out[:, 3] = out[:, 1] + side - 1
+    return out
+
+
+def calibrate(boxes, reg):
+    """Apply regression offsets (N, 4), relative to w/h with +1, to boxes (N, 4+)."""
+    out = np.array(boxes, dtype=np.float64, copy=True)
+    w = boxes[:, 2] - boxes[:, 0] + 1
+    h = boxes[:, 3] - boxes[:, 1] + 1
+    out[:, 0:4] = out[:, 0:4] + np.stack([w, h, w, h], axis=1) * reg
+    return out
+
+
+def pad(boxes, width, height):
+    """Source and target windows for cropping integer boxes out of a W x H image.
+
+    Args:
+        boxes: (N, 4+) integral-valued boxes, possibly reaching outside the image.
+
+    Returns:
+        src: (N, 4) int ``x1, y1, x2, y2`` clipped to the image (inclusive);
+        dst: (N, 4) int where that window lands in the box-sized crop (inclusive);
+        size: (N, 2) int crop ``w, h`` = x2 - x1 + 1, y2 - y1 + 1 of the box.
+    """
+    b = np.asarray(boxes[:, :4], np.float64)
+    w = b[:, 2] - b[:, 0] + 1
+    h = b[:, 3] - b[:, 1] + 1
+    src = np.stack([np.maximum(b[:, 0], 0), np.maximum(b[:, 1], 0),
+                    np.minimum(b[:, 2], width - 1), np.minimum(b[:, 3], height - 1)], axis=1)
+    dst = np.stack([src[:, 0] - b[:, 0], src[:, 1] - b[:, 1],
+                    w - 1 - (b[:, 2] - src[:, 2]), h - 1 - (b[:, 3] - src[:, 3])], axis=1)
+    return src.astype(np.int64), dst.astype(np.int64), np.stack([w, h], axis=1).astype(np.int64)

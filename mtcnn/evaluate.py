@@ -1,0 +1,99 @@
+"""Recall and precision of a detector at IoU 0.5 over a RetinaFace ``label.txt``.
+
+    python -m mtcnn.evaluate --label data/retinaface/val/label.txt \\
+        --pnet model/pnet-0016.params --rnet model/rnet-0016.params --onet model/onet-0016.params
+
+Each ground-truth face is matched to at most one detection and vice versa,
+greedily by descending score (a detection matches the unmatched face it
+overlaps most, if that IoU >= 0.5). Faces whose larger side is below
+``--min-gt`` pixels are left out of the count, as are detections matched to
+them (the detector is not asked to find faces below its min_face_size).
+"""
+import argparse
+import dataclasses
+import logging
+
+import mxnet as mx
+import numpy as np
+from tqdm import tqdm
+
+from mtcnn.boxes import iou
+from mtcnn.detector import MtcnnDetector
+from mtcnn.samples import load_annotations, read_image
+
+__all__ = ['Counts', 'match', 'evaluate', 'main']
+
+
+@dataclasses.dataclass
+class Counts:
+    faces: int = 0
+    detections: int = 0
+    true_positives: int = 0
+
+    @property
+    def recall(self):
+        return self.true_positives / max(self.faces, 1)
+
+    @property
+    def precision(self):
+        return self.true_positives / max(self.detections, 1)
+
+    def __iadd__(self, other):
+        self.faces += other.faces
+        self.detections += other.detections
+        self.true_positives += other.true_positives
+        return self
+
+
+def match(dets, boxes, ignore=None, thresh=0.5):
+    """Counts of one image. dets (N, 5) with scores, boxes (M, 4); ``ignore`` (M,) bool
+    marks faces that neither count as missed nor make their match a false positive."""
+    ignore = np.zeros(len(boxes), bool) if ignore is None else ignore
+    matched = np.zeros(len(boxes), bool)
+    true_positives = ignored_dets = 0
+    for det in dets[np.argsort(-dets[:, 4], kind='stable')]:
+        if not len(boxes):
+            break
+        overlaps = np.where(matched, -1.0, iou(det, boxes))
+        best = int(np.argmax(overlaps))
+        if overlaps[best] >= thresh:
+            matched[best] = True
+            if ignore[best]:
+                ignored_dets += 1
+            else:
+                true_positives += 1
+    return Counts(int((~ignore).sum()), len(dets) - ignored_dets, true_positives)
+
+
+def evaluate(detector, annotations, min_gt=0, thresh=0.5):
+    """Total Counts of ``detector.detect`` over the annotated images."""
+    total = Counts()
+    for ann in tqdm(annotations, desc='evaluate', unit='img'):
+        dets, _ = detector.detect(read_image(ann.path))
+        sides = np.maximum(ann.boxes[:, 2] - ann.boxes[:, 0], ann.boxes[:, 3] - ann.boxes[:, 1])
+        total += match(dets, ann.boxes, sides < min_gt, thresh)
+    return total
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Recall / precision of the MTCNN cascade at IoU 0.5',
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('--label', required=True)
+    parser.add_argument('--images', default=None, help='image root (default: images/ beside the label)')
+    parser.add_argument('--pnet', required=True)
+    parser.add_argument('--rnet')
+    parser.add_argument('--onet')
+    parser.add_argument('--min-face-size', type=int, default=24)
+    parser.add_argument('--min-gt', type=float, default=24, help='ignore faces smaller than this (pixels)')
+    parser.add_argument('--threshold', default='0.6,0.7,0.7')
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    threshold = [float(t) for t in args.threshold.split(',')]
+    detector = MtcnnDetector(args.pnet, args.rnet, args.onet, mx.cpu(), args.min_face_size, threshold)
+    counts = evaluate(detector, load_annotations(args.label, args.images), args.min_gt)
+    print('faces %d detections %d recall %.3f precision %.3f'
+          % (counts.faces, counts.detections, counts.recall, counts.precision))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,91 @@
+"""Inference wrapper: one bound executor per input shape, reused across calls."""
+import collections
+import os
+
+import mxnet as mx
+import numpy as np
+
+from mtcnn.symbol import get_symbol
+
+__all__ = ['Predictor', 'load_params', 'load_net', 'LANDMARK_PARAM']
+
+# R-Net / O-Net batches are padded to a multiple of this (few executors, little waste).
+CROP_BATCH_MULTIPLE = 32
+# The weight of the landmark branch; its presence in a checkpoint selects the branch.
+LANDMARK_PARAM = {'pnet': 'conv4_3_weight', 'rnet': 'fc4_weight', 'onet': 'fc4_weight'}
+
+
+def load_params(path):
+    """Read an MXNet ``.params`` file into (arg_params, aux_params) dicts of NDArrays."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError('model parameters not found: %s' % path)
+    arg_params, aux_params = {}, {}
+    for key, value in mx.nd.load(path).items():
+        kind, _, name = key.partition(':')
+        if kind == 'arg':
+            arg_params[name] = value
+        elif kind == 'aux':
+            aux_params[name] = value
+        else:
+            raise ValueError('%s: parameter %r is not prefixed arg: or aux:' % (path, key))
+    return arg_params, aux_params
+
+
+class Predictor:
+    """Forward-only executor of a test symbol with fixed parameters.
+
+    Executors are bound lazily, one per input shape, and share the parameter
+    arrays: binding (and oneDNN's first run on a shape) costs more than a
+    forward of these small nets. The ``max_executors`` most recently used
+    shapes are kept.
+    """
+
+    def __init__(self, symbol, arg_params, aux_params=None, ctx=mx.cpu(), batch_multiple=1,
+                 max_executors=32):
+        self.symbol = symbol
+        self.ctx = ctx
+        names = [n for n in symbol.list_arguments() if n != 'data']
+        missing = [n for n in names if n not in arg_params]
+        if missing:
+            raise ValueError('parameters missing for %s' % ', '.join(missing))
+        self._args = {n: arg_params[n].as_in_context(ctx) for n in names}
+        self._aux = {n: (aux_params or {})[n].as_in_context(ctx) for n in symbol.list_auxiliary_states()}
+        self._executors = collections.OrderedDict()
+        self.batch_multiple = batch_multiple
+        self.max_executors = max_executors
+
+    def _executor(self, shape):
+        executor = self._executors.get(shape)
+        if executor is None:
+            args = dict(self._args, data=mx.nd.zeros(shape, ctx=self.ctx))
+            executor = self.symbol.bind(self.ctx, args, grad_req='null', aux_states=self._aux)
+            self._executors[shape] = executor
+            if len(self._executors) > self.max_executors:
+                self._executors.popitem(last=False)
+        else:
+            self._executors.move_to_end(shape)
+        return executor
+
+    def __call__(self, data):
+        """Run on ``data`` (B, 3, H, W) float32; returns the B rows of each output as NumPy arrays.
+
+        The batch is padded up to a multiple of ``batch_multiple`` (the extra
+        rows are computed and dropped) so that varying candidate counts reuse a
+        few executors.
+        """
+        batch = len(data)
+        padded = -(-batch // self.batch_multiple) * self.batch_multiple
+        executor = self._executor((padded,) + tuple(data.shape[1:]))
+        executor.arg_dict['data'][:batch] = np.ascontiguousarray(data, dtype=np.float32)
+        return [out[:batch].asnumpy() for out in executor.forward(is_train=False)]
+
+
+def load_net(net, params, ctx=mx.cpu()):
+    """Build the test Predictor of ``net`` ('pnet', 'rnet', 'onet') from a ``.params`` path.
+
+    The landmark branch is included when the file has its weights.
+    """
+    arg_params, aux_params = load_params(params)
+    with_landmark = LANDMARK_PARAM[net] in arg_params
+    return Predictor(get_symbol(net, 'test', with_landmark), arg_params, aux_params, ctx,
+                     batch_multiple=1 if net == 'pnet' else CROP_BATCH_MULTIPLE)
