@@ -180,7 +180,8 @@ def train(args):
     roidb = load_roidb(args)
     sym = get_symbol_train(args.network, config, num_devices=len(ctx))
     with CropLoader(sym, roidb, config, batch_size=batch_size, shuffle=not args.no_shuffle, seed=args.seed,
-                    num_workers=args.workers, num_parts=num_parts, part_index=part_index) as loader:
+                    num_workers=args.workers, num_parts=num_parts, part_index=part_index,
+                    begin_epoch=args.begin_epoch) as loader:
         return _fit(args, ctx, kv, sym, loader, distributed, is_chief=part_index == 0)
 
 
@@ -233,8 +234,7 @@ def _fit(args, ctx, kv, sym, loader, distributed, is_chief):
                 return mod
             tic = time.time()
             metrics.reset()
-            if epoch > args.begin_epoch:
-                loader.reset()  # the loader starts its first epoch when it is built
+            loader.reset()  # a no-op for the epoch the loader started when it was built
             for nbatch, batch in enumerate(loader):
                 mod.forward_backward(batch)
                 mod.update()

@@ -179,7 +179,9 @@ def normalize_scores(preds):
     """Map scores to [0, 1] with the global min / max, as the toolkit's ``norm_score``.
 
     The toolkit starts from ``max = 0`` and ``min = 1``, so scores already inside
-    [0, 1] are normalised against at least that range.  Returns new arrays.
+    [0, 1] are normalised against at least that range; if every score is the same
+    (an untrained network) they all become 1 instead of the toolkit's 0/0.
+    Returns new arrays.
     """
     scores = [p[:, 4] for p in preds if len(p)]
     if not scores:
@@ -190,7 +192,7 @@ def normalize_scores(preds):
     out = []
     for p in preds:
         p = p.copy()
-        p[:, 4] = (p[:, 4] - min_score) / diff
+        p[:, 4] = (p[:, 4] - min_score) / diff if diff > 0 else 1.0
         out.append(p)
     return out
 
