@@ -70,10 +70,17 @@ def transform(im, pixel_means, pixel_stds, pixel_scale, out=None):
         out = np.empty((1, 3) + im.shape[:2], dtype=np.float32)
     for i in range(3):
         # Channel by channel into contiguous planes: much faster than a strided whole-image transpose.
+        # Identity steps (scale 1, mean 0, std 1: the mnet/resnet presets) are skipped; they are exact no-ops.
         plane = out[0, i]
-        np.divide(im[:, :, 2 - i], np.float32(pixel_scale), out=plane)
-        plane -= np.float32(pixel_means[2 - i])
-        plane /= np.float32(pixel_stds[2 - i])
+        scale, mean, std = np.float32(pixel_scale), np.float32(pixel_means[2 - i]), np.float32(pixel_stds[2 - i])
+        if scale != 1:
+            np.divide(im[:, :, 2 - i], scale, out=plane)
+        else:
+            plane[:] = im[:, :, 2 - i]
+        if mean != 0:
+            plane -= mean
+        if std != 1:
+            plane /= std
     return out
 
 
