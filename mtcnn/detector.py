@@ -4,18 +4,17 @@ Images are BGR uint8 (H, W, 3) as read by ``cv2.imread``. Every stage returns
 float64 boxes (N, 5) ``x1, y1, x2, y2, score`` in pixels of the input image with
 the +1 width convention; an empty (0, 5) array when nothing survives.
 """
-import logging
+import os
 
 import cv2
 import mxnet as mx
 import numpy as np
 
 from mtcnn.boxes import calibrate, nms, pad, square
-from mtcnn.predictor import Predictor, load_net
+from mtcnn.predictor import load_net
 
 __all__ = ['MtcnnDetector', 'transform']
 
-logger = logging.getLogger(__name__)
 
 _CELL = 12    # P-Net receptive field, pixels of the scaled image
 _STRIDE = 2   # P-Net output stride
@@ -38,9 +37,11 @@ class MtcnnDetector:
     """P-Net -> R-Net -> O-Net face detector.
 
     Args:
-        pnet, rnet, onet: a ``Predictor`` or the path of a ``.params`` file
-            (``model/pnet-0016.params``); ``rnet`` / ``onet`` may be None to stop
-            the cascade early (used when mining hard examples).
+        pnet, rnet, onet: the path of a ``.params`` file (``model/pnet-0016.params``)
+            or a loaded net: a ``Predictor`` (or any callable mapping a float32
+            (B, 3, H, W) batch to the list of test-symbol outputs as NumPy
+            arrays); ``rnet`` / ``onet`` may be None to stop the cascade early
+            (used when mining hard examples).
         ctx: MXNet context for paths.
         min_face_size: smallest face searched, pixels; the first pyramid level
             is scaled by 12 / min_face_size.
@@ -51,9 +52,9 @@ class MtcnnDetector:
     def __init__(self, pnet, rnet=None, onet=None, ctx=mx.cpu(), min_face_size=24,
                  threshold=(0.6, 0.7, 0.7), scale_factor=0.709):
         def load(net, name):
-            if net is None or isinstance(net, Predictor):
-                return net
-            return load_net(name, net, ctx)
+            if isinstance(net, (str, os.PathLike)):
+                return load_net(name, net, ctx)
+            return net
 
         self.pnet = load(pnet, 'pnet')
         self.rnet = load(rnet, 'rnet')

@@ -42,10 +42,11 @@ def read_sample_list(path, root=None):
                 values = [float(v) for v in parts[2:]]
             except (IndexError, ValueError):
                 raise ValueError('%s:%d: expected "<image> <label> [targets]"' % (path, lineno)) from None
-            if label not in _TARGET_LENGTH or len(values) != _TARGET_LENGTH[label]:
-                raise ValueError('%s:%d: label %s needs %s target values, got %d'
-                                 % (path, lineno, parts[1], _TARGET_LENGTH.get(label, '1/0/-1/-2 and'),
-                                    len(values)))
+            if label not in _TARGET_LENGTH:
+                raise ValueError('%s:%d: label must be 1, 0, -1 or -2, got %s' % (path, lineno, parts[1]))
+            if len(values) != _TARGET_LENGTH[label]:
+                raise ValueError('%s:%d: label %d needs %d target values, got %d'
+                                 % (path, lineno, label, _TARGET_LENGTH[label], len(values)))
             paths.append(os.path.join(root, parts[0]))
             labels.append(label)
             boxes.append(values if len(values) == 4 else [0.0] * 4)

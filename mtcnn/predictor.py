@@ -10,7 +10,7 @@ from mtcnn.symbol import get_symbol
 __all__ = ['Predictor', 'load_params', 'load_net', 'LANDMARK_PARAM']
 
 # R-Net / O-Net batches are padded to a multiple of this (few executors, little waste).
-CROP_BATCH_MULTIPLE = 32
+CROP_BATCH_MULTIPLE = 16
 # The weight of the landmark branch; its presence in a checkpoint selects the branch.
 LANDMARK_PARAM = {'pnet': 'conv4_3_weight', 'rnet': 'fc4_weight', 'onet': 'fc4_weight'}
 

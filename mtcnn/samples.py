@@ -349,8 +349,7 @@ def merge_lists(list_paths, output, rng, neg_per_pos=3.0, part_per_pos=1.0, land
     return counts
 
 
-def generate(annotations, output, size, rng, detector=None, min_face=40, with_landmark=True,
-             pnet_options=None):
+def generate(annotations, output, size, rng, detector=None, min_face=40, with_landmark=True):
     """All samples of one net over a data set, then its merged list.
 
     Args:
@@ -360,7 +359,6 @@ def generate(annotations, output, size, rng, detector=None, min_face=40, with_la
         detector: an MtcnnDetector whose ``detect`` gives the candidates for 24 / 48.
         min_face: smallest face (max side, pixels) used for positives / landmark faces.
         with_landmark: also write landmark faces.
-        pnet_options: extra keyword arguments of ``pnet_samples``.
 
     Returns:
         (path of the merged list, {kind: count in it}).
@@ -371,7 +369,7 @@ def generate(annotations, output, size, rng, detector=None, min_face=40, with_la
     for ann in tqdm(annotations, desc='samples %d' % size, unit='img'):
         img = read_image(ann.path)
         if size == 12:
-            pnet_samples(img, ann.boxes, writer, rng, min_face=min_face, **(pnet_options or {}))
+            pnet_samples(img, ann.boxes, writer, rng, min_face=min_face)
         else:
             dets, _ = detector.detect(img)
             hard_samples(img, dets, ann.boxes, writer)

@@ -473,7 +473,7 @@ def test_sample_writer_and_merge(tmp_path):
 
 @pytest.mark.parametrize('line, message', [('a.jpg 1 0.1 0.2', 'label 1 needs 4'),
                                            ('a.jpg -2 0.1', 'label -2 needs 10'),
-                                           ('a.jpg 3', 'label 3'), ('a.jpg', 'expected')])
+                                           ('a.jpg 3', 'label must be 1, 0, -1 or -2, got 3'), ('a.jpg', 'expected')])
 def test_sample_list_errors_name_file_and_line(tmp_path, line, message):
     path = tmp_path / 'list.txt'
     path.write_text('ok.jpg 0\n' + line + '\n')
@@ -562,3 +562,49 @@ def test_match_counts_each_face_once():
     counts = match(dets, boxes, ignore=np.array([False, False, True]))
     assert (counts.faces, counts.detections, counts.true_positives) == (2, 3, 1)
     assert counts.recall == 0.5 and counts.precision == pytest.approx(1 / 3)
+
+
+# ---------------------------------------------------------------- command lines
+
+def _tiny_dataset(root):
+    """Two 120x160 noise images with two 40-px faces each, in the label.txt layout."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(2):
+        name = 'e/%d.jpg' % i
+        os.makedirs(os.path.join(root, 'images', 'e'), exist_ok=True)
+        cv2.imwrite(os.path.join(root, 'images', name), rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+        lines.append('# ' + name)
+        for x, y in ((20, 30), (90, 40)):
+            points = ' '.join('%d %d 0' % (x + dx, y + dy) for dx, dy in
+                              ((12, 14), (28, 14), (20, 22), (14, 30), (26, 30)))
+            lines.append('%d %d 40 40 %s 0.1' % (x, y, points))
+    with open(os.path.join(root, 'label.txt'), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    return os.path.join(root, 'label.txt')
+
+
+def test_command_lines(tmp_path, capsys):
+    from mtcnn import evaluate, prepare, train
+    label = _tiny_dataset(str(tmp_path / 'data'))
+    samples, model = str(tmp_path / 'samples'), str(tmp_path / 'model')
+    prepare.main(['--net', 'pnet', '--label', label, '--output', samples, '--min-face', '20', '--no-landmark'])
+    assert not os.path.exists(os.path.join(samples, '12', 'landmark_12.txt'))
+    train.main(['--net', 'pnet', '--samples', os.path.join(samples, 'train_12.txt'), '--prefix',
+                os.path.join(model, 'pnet'), '--end-epoch', '1', '--batch-size', '16', '--lr-epochs', '',
+                '--no-mirror'])
+    pnet = os.path.join(model, 'pnet-0001.params')
+    prepare.main(['--net', 'rnet', '--label', label, '--output', samples, '--min-face', '20', '--pnet', pnet,
+                  '--min-face-size', '20', '--threshold', '0,0,0'])
+    assert read_sample_list(os.path.join(samples, 'train_24.txt')).labels.tolist().count(-2) > 0
+    evaluate.main(['--label', label, '--pnet', pnet, '--min-face-size', '20', '--min-gt', '0'])
+    assert 'faces 4 detections' in capsys.readouterr().out
+
+
+def test_demo_writes_annotated_image(tmp_path, capsys):
+    from mtcnn import demo
+    out = tmp_path / 'out.jpg'
+    demo.main(['--image', str(require_shared('assets/images/test01.jpg')), '--out', str(out),
+               '--pnet', released('pnet'), '--rnet', released('rnet'), '--onet', released('onet')])
+    assert '8 faces' in capsys.readouterr().out
+    assert cv2.imread(str(out)).shape == (480, 640, 3)
