@@ -96,7 +96,9 @@ def main(argv=None):
     parser.add_argument('--num-val', type=int, default=100)
     parser.add_argument('--num-test', type=int, default=20)
     parser.add_argument('--epochs', type=int, default=6)
-    parser.add_argument('--lr', type=float, default=0.01)
+    # From scratch in ~30 CPU minutes: a larger rate than the original's 0.01 (which starts
+    # from ImageNet weights), stepped down x0.1 for the last two epochs.
+    parser.add_argument('--lr', type=float, default=0.1)
     parser.add_argument('--lr_step', default='4,5')
     parser.add_argument('--batch_images', type=int, default=16)
     parser.add_argument('--num-pictures', type=int, default=4)
