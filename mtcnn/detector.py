@@ -115,8 +115,10 @@ class MtcnnDetector:
         squared = square(dets)
         squared[:, 0:4] = np.round(squared[:, 0:4])
         src, dst, crop_size = pad(squared, width, height)
-        crops = np.empty((len(squared), size, size, 3), np.uint8)
+        crops = np.zeros((len(squared), size, size, 3), np.uint8)
         for i, ((x1, y1, x2, y2), (dx1, dy1, dx2, dy2), (w, h)) in enumerate(zip(src, dst, crop_size)):
+            if x2 < x1 or y2 < y1:
+                continue  # no pixel of the box inside the image (or a degenerate box): all zeros
             patch = img[y1:y2 + 1, x1:x2 + 1]
             if dx1 or dy1 or w != x2 - x1 + 1 or h != y2 - y1 + 1:
                 canvas = np.zeros((h, w, 3), np.uint8)

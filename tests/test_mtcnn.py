@@ -608,3 +608,19 @@ def test_demo_writes_annotated_image(tmp_path, capsys):
                '--pnet', released('pnet'), '--rnet', released('rnet'), '--onet', released('onet')])
     assert '8 faces' in capsys.readouterr().out
     assert cv2.imread(str(out)).shape == (480, 640, 3)
+
+
+def test_boxes_outside_the_image_give_zero_crops(released_detector):
+    img = np.full((60, 80, 3), 200, np.uint8)
+    dets = np.array([[100.0, 10.0, 130.0, 40.0, 0.9],    # right of the image
+                     [10.0, 10.0, 5.0, 4.0, 0.9],        # degenerate (x2 < x1)
+                     [-10.0, -10.0, 19.0, 19.0, 0.9]])   # partly inside
+    clipped, squared, data = released_detector._crops(img, dets, 24)
+    assert data.shape == (3, 3, 24, 24)
+    zero = (0 - 127.5) * 0.0078125
+    assert (data[0] == zero).all() and (data[1] == zero).all()
+    assert (data[2, :, :7] == zero).all() and (data[2, :, :, :7] == zero).all()  # 10 of 30 px outside
+    assert (data[2, :, -6:, -6:] != zero).all()
+    np.testing.assert_array_equal(clipped[2, :4], [0, 0, 19, 19])
+    np.testing.assert_array_equal(squared[2, :4], [-10, -10, 19, 19])
+    released_detector.detect_rnet(img, dets)
