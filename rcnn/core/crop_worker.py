@@ -5,6 +5,7 @@ A sample is one roidb entry cropped by ``get_crop_image1`` and labelled by
 draws from its own generator seeded by (seed, epoch, roidb index), so batches do
 not depend on the number of workers or on which worker did what.
 """
+import ctypes
 import signal
 
 import cv2
@@ -59,6 +60,23 @@ def fill_sample(roi_rec, rng, aa, cfg, views, pos):
         views[name][pos] = value[0]
 
 
+def retain_freed_memory():
+    """Ask glibc's malloc to keep freed memory for reuse instead of returning it to the system.
+
+    Every sample allocates the same large arrays (the resized image alone is up to
+    ~20 MB). With the default thresholds each one is fresh zeroed pages, and the page
+    faults of several workers at once cost more than the work on small VMs. No-op
+    where ``mallopt`` is not available.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError, TypeError):  # not glibc
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's maximum on 64-bit systems
+    mallopt(m_trim_threshold, 128 << 20)
+
+
 def worker_loop(tasks, results, stop, roidb, cfg, feat_shapes, seed, buffers, layout):
     """Process (slot, pos, roidb index, epoch) tasks until a None task or ``stop`` is set.
 
@@ -67,6 +85,7 @@ def worker_loop(tasks, results, stop, roidb, cfg, feat_shapes, seed, buffers, la
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts workers down
     cv2.setNumThreads(1)  # parallelism comes from the processes
+    retain_freed_memory()
     aa = AA(feat_shapes, cfg)
     slot_views = [layout.views(buffer) for buffer in buffers]
     while True:
