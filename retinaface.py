@@ -17,6 +17,7 @@ import cv2
 import mxnet as mx
 import numpy as np
 
+from rcnn.core.checkpoint import load_param_file
 from rcnn.processing.bbox_transform import clip_boxes, landmark_pred, nonlinear_pred
 from rcnn.processing.generate_anchor import anchors_plane, generate_anchors_fpn
 from rcnn.processing.nms import cpu_nms_wrapper
@@ -78,15 +79,7 @@ def load_checkpoint(prefix, epoch):
         if not os.path.isfile(path):
             raise FileNotFoundError('RetinaFace model file %s does not exist' % path)
     symbol = mx.sym.load(symbol_file)
-    arg_params, aux_params = {}, {}
-    for key, value in mx.nd.load(params_file).items():
-        kind, _, name = key.partition(':')
-        if kind == 'arg':
-            arg_params[name] = value
-        elif kind == 'aux':
-            aux_params[name] = value
-        else:
-            raise ValueError('%s: parameter %r is neither arg: nor aux:' % (params_file, key))
+    arg_params, aux_params = load_param_file(params_file)
     return symbol, arg_params, aux_params
 
 

@@ -38,16 +38,29 @@ def save_checkpoint(prefix, epoch, deploy_symbol, arg_params, aux_params, module
     logger.info('saved checkpoint %s', params_path(prefix, epoch))
 
 
-def load_params(prefix, epoch):
-    """(arg_params, aux_params) of ``prefix-%04d.params``; FileNotFoundError names the file."""
-    path = params_path(prefix, epoch)
+def load_param_file(path):
+    """(arg_params, aux_params) dicts of NDArrays from an MXNet ``.params`` file.
+
+    Raises FileNotFoundError, or ValueError for a key without the ``arg:``/``aux:`` prefix,
+    naming the file.
+    """
     if not os.path.isfile(path):
-        raise FileNotFoundError('no parameters at %s (prefix %r, epoch %d)' % (path, prefix, epoch))
+        raise FileNotFoundError('model parameters not found: %s' % path)
     arg_params, aux_params = {}, {}
     for key, value in mx.nd.load(path).items():
-        kind, name = key.split(':', 1)
-        (arg_params if kind == 'arg' else aux_params)[name] = value
+        kind, _, name = key.partition(':')
+        if kind == 'arg':
+            arg_params[name] = value
+        elif kind == 'aux':
+            aux_params[name] = value
+        else:
+            raise ValueError('%s: parameter %r is neither arg: nor aux:' % (path, key))
     return arg_params, aux_params
+
+
+def load_params(prefix, epoch):
+    """(arg_params, aux_params) of ``prefix-%04d.params``."""
+    return load_param_file(params_path(prefix, epoch))
 
 
 def params_digest(arg_params, aux_params):
