@@ -7,7 +7,7 @@ Layout (``data_path`` is e.g. ``data/retinaface``)::
 
 ``gt_roidb()`` returns one dict per image (SPEC section 5):
 
-    'image'      absolute or data_path-relative image path
+    'image'      <data_path>/<image_set>/images/<path from the '#' line>
     'height', 'width'   image size in pixels (read from the file header)
     'boxes'      (N, 4) float32 x1, y1, x2, y2 (x2 = x + w), clipped to [0, width] x [0, height]
     'landmarks'  (N, 5, 3) float32 x, y, visibility: 1.0 visible, 0.0 occluded, -1 missing
