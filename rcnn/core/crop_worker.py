@@ -35,18 +35,18 @@ class BatchLayout:
     """
 
     def __init__(self, shapes):
-        self.shapes = [(name, tuple(shape)) for name, shape in shapes]
-        self.size = sum(int(np.prod(shape)) for _, shape in self.shapes)
+        self.spans = {}  # name -> (offset, shape) in float32 elements
+        offset = 0
+        for name, shape in shapes:
+            self.spans[name] = (offset, tuple(shape))
+            offset += int(np.prod(shape))
+        self.size = offset
 
     def views(self, buffer):
         """{name: ndarray view} into ``buffer`` (anything exposing >= ``size`` float32s)."""
         flat = np.frombuffer(buffer, dtype=np.float32, count=self.size)
-        views, offset = {}, 0
-        for name, shape in self.shapes:
-            count = int(np.prod(shape))
-            views[name] = flat[offset:offset + count].reshape(shape)
-            offset += count
-        return views
+        return {name: flat[offset:offset + int(np.prod(shape))].reshape(shape)
+                for name, (offset, shape) in self.spans.items()}
 
 
 def fill_sample(roi_rec, rng, aa, cfg, views, pos):

@@ -12,7 +12,6 @@ import ctypes
 import logging
 import multiprocessing
 import queue
-import threading
 import weakref
 
 import mxnet as mx
@@ -58,29 +57,28 @@ def feature_shapes(feat_sym, cfg):
 class _Buffers:
     """Batch buffers lent to MXNet as NDArrays without a copy, reusable once MXNet lets go.
 
-    ``lend`` wraps fresh views of a buffer with ``mx.nd.from_numpy``; MXNet keeps
-    each view referenced until its NDArray is freed and every pending engine
-    operation on it is done. A buffer is free again when all its views are gone.
+    ``lend`` wraps a buffer with ``mx.nd.from_numpy`` and hands out views of that
+    NDArray; MXNet keeps the wrapped array referenced until the last view is freed
+    and every pending engine operation on it is done. Only then is the buffer free.
     """
 
     def __init__(self, layout):
         self.layout = layout
         self.buffers = []
-        self._lent = []  # per buffer: views still referenced
-        self._lock = threading.Lock()  # views may be released from MXNet's engine threads
+        self._lent = []  # per buffer: handed to MXNet and not released yet
 
     def add(self, buffer):
         self.buffers.append(buffer)
-        self._lent.append(0)
+        self._lent.append(False)
         return len(self.buffers) - 1
 
     def is_lent(self, index):
-        return self._lent[index] > 0
+        return self._lent[index]
 
     def free_private(self):
         """Index of a free buffer, allocating a private one if none is."""
-        for index in range(len(self.buffers)):
-            if not self._lent[index]:
+        for index, lent in enumerate(self._lent):
+            if not lent:
                 return index
         return self.add(np.empty(self.layout.size, dtype=np.float32))
 
@@ -88,18 +86,19 @@ class _Buffers:
         return self.layout.views(self.buffers[index])
 
     def lend(self, index, *name_lists):
-        """Per list of names, the NDArrays over those arrays of buffer ``index``."""
-        views = self.views(index)
-        lent = [[views[name] for name in names] for names in name_lists]
-        with self._lock:
-            self._lent[index] = sum(len(names) for names in name_lists)
-        for view in (view for group in lent for view in group):
-            weakref.finalize(view, self._release, index)
-        return [[mx.nd.from_numpy(view, zero_copy=True) for view in group] for group in lent]
-
-    def _release(self, index):
-        with self._lock:
-            self._lent[index] -= 1
+        """Per list of names, NDArrays over those arrays of buffer ``index``."""
+        flat = np.frombuffer(self.buffers[index], dtype=np.float32, count=self.layout.size)
+        self._lent[index] = True
+        # Runs when MXNet drops the array, possibly in one of its engine threads.
+        weakref.finalize(flat, self._lent.__setitem__, index, False)
+        whole = mx.nd.from_numpy(flat, zero_copy=True)
+        arrays = []
+        for names in name_lists:
+            arrays.append([])
+            for name in names:
+                offset, shape = self.layout.spans[name]
+                arrays[-1].append(whole[offset:offset + int(np.prod(shape))].reshape(shape))
+        return arrays
 
 
 class CropLoader(mx.io.DataIter):
