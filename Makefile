@@ -7,7 +7,7 @@ PYTHON      := $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,$(SYSTEM_P
 VENV_PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: all build venv test test-slow bench demo clean
+.PHONY: all build venv test bench demo clean
 
 all: build
 
@@ -25,11 +25,7 @@ venv: $(VENV)/.installed
 
 test: venv
 	$(MAKE) build PYTHON=$(VENV_PYTHON)
-	$(VENV_PYTHON) -m pytest -q -m "not slow" $(PYTEST_ARGS)
-
-test-slow: venv
-	$(MAKE) build PYTHON=$(VENV_PYTHON)
-	$(VENV_PYTHON) -m pytest -q -m slow $(PYTEST_ARGS)
+	$(VENV_PYTHON) -m pytest -q $(PYTEST_ARGS)
 
 # Synthetic data, a short mnet training, WIDER test + evaluation, pictures; resumes if interrupted.
 demo: venv
