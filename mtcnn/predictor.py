@@ -1,34 +1,18 @@
 """Inference wrapper: one bound executor per input shape, reused across calls."""
 import collections
-import os
 
 import mxnet as mx
 import numpy as np
 
 from mtcnn.symbol import get_symbol
+from rcnn.core.checkpoint import load_param_file
 
-__all__ = ['Predictor', 'load_params', 'load_net', 'LANDMARK_PARAM']
+__all__ = ['Predictor', 'load_net', 'LANDMARK_PARAM']
 
 # R-Net / O-Net batches are padded to a multiple of this (few executors, little waste).
 CROP_BATCH_MULTIPLE = 16
 # The weight of the landmark branch; its presence in a checkpoint selects the branch.
 LANDMARK_PARAM = {'pnet': 'conv4_3_weight', 'rnet': 'fc4_weight', 'onet': 'fc4_weight'}
-
-
-def load_params(path):
-    """Read an MXNet ``.params`` file into (arg_params, aux_params) dicts of NDArrays."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError('model parameters not found: %s' % path)
-    arg_params, aux_params = {}, {}
-    for key, value in mx.nd.load(path).items():
-        kind, _, name = key.partition(':')
-        if kind == 'arg':
-            arg_params[name] = value
-        elif kind == 'aux':
-            aux_params[name] = value
-        else:
-            raise ValueError('%s: parameter %r is not prefixed arg: or aux:' % (path, key))
-    return arg_params, aux_params
 
 
 class Predictor:
@@ -85,7 +69,7 @@ def load_net(net, params, ctx=mx.cpu()):
 
     The landmark branch is included when the file has its weights.
     """
-    arg_params, aux_params = load_params(params)
+    arg_params, aux_params = load_param_file(params)
     with_landmark = LANDMARK_PARAM[net] in arg_params
     return Predictor(get_symbol(net, 'test', with_landmark), arg_params, aux_params, ctx,
                      batch_multiple=1 if net == 'pnet' else CROP_BATCH_MULTIPLE)

@@ -17,7 +17,7 @@ import numpy as np
 
 from mtcnn.loader import ImageListIter, read_sample_list
 from mtcnn.metric import metrics
-from mtcnn.predictor import load_params
+from rcnn.core.checkpoint import load_param_file
 from mtcnn.symbol import INPUT_SIZE, get_symbol
 from rcnn.fileio import atomic_path
 
@@ -83,7 +83,7 @@ def train_net(net, samples, prefix, ctx=(mx.cpu(),), begin_epoch=0, end_epoch=16
     symbol = get_symbol(net, 'train', with_landmark, prelu='decomposed')
     shapes = dict(data.provide_data + data.provide_label)
     if begin_epoch > 0:
-        arg_params, aux_params = load_params('%s-%04d.params' % (prefix, begin_epoch))
+        arg_params, aux_params = load_param_file('%s-%04d.params' % (prefix, begin_epoch))
     else:
         arg_params, aux_params = init_params(symbol, shapes), {}
 

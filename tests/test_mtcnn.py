@@ -15,7 +15,8 @@ from mtcnn.detector import MtcnnDetector, transform
 from mtcnn.evaluate import match
 from mtcnn.loader import ImageListIter, read_sample_list
 from mtcnn.ohem import LOSS_WEIGHTS, ohem_masks, register_ohem
-from mtcnn.predictor import Predictor, load_params
+from mtcnn.predictor import Predictor
+from rcnn.core.checkpoint import load_param_file
 from mtcnn.samples import (FLIP_ORDER, SampleWriter, classify_iou, hard_samples,
                            landmark_samples, merge_lists, mirror_sample, normalise_landmarks,
                            pnet_samples, rotate_crop)
@@ -35,7 +36,7 @@ def released(net):
 @pytest.mark.parametrize('net', NETS)
 def test_test_symbol_matches_released_parameters(net):
     """Every parameter of the test symbol has the released name and shape, and vice versa."""
-    arg_params, aux_params = load_params(released(net))
+    arg_params, aux_params = load_param_file(released(net))
     size = INPUT_SIZE[net]
     symbol = get_symbol(net, 'test')
     shapes, _, _ = symbol.infer_shape(data=(2, 3, size, size))
@@ -528,8 +529,8 @@ def test_train_checkpoint_and_resume(tmp_path):
     assert os.path.basename(first) == 'rnet-0001.params' and os.path.basename(resumed) == 'rnet-0002.params'
     saved = mx.sym.load(prefix + '-symbol.json')
     assert saved.list_arguments() == get_symbol('rnet', 'test', with_landmark=True).list_arguments()
-    before, _ = load_params(first)
-    after, _ = load_params(resumed)
+    before, _ = load_param_file(first)
+    after, _ = load_param_file(resumed)
     assert set(before) == set(after) and any((before[k] != after[k]).asnumpy().any() for k in before)
     detector = MtcnnDetector(released('pnet'), resumed)
     assert detector.rnet.symbol.list_outputs()[-1] == 'fc4_output'
@@ -539,7 +540,7 @@ def test_save_checkpoint_is_loadable(tmp_path):
     symbol = get_symbol('pnet', 'test')
     params = init_params(symbol, {'data': (1, 3, 12, 12)})
     path = save_checkpoint(str(tmp_path / 'pnet'), 3, params, {})
-    loaded, aux = load_params(path)
+    loaded, aux = load_param_file(path)
     assert set(loaded) == set(params) and aux == {}
     assert not [p for p in os.listdir(tmp_path) if p.endswith('.tmp') or p.startswith('.')]
 
