@@ -3,12 +3,24 @@
 Tests that need an asset from ../shared (or $RETINAFACE_SHARED) skip with a reason
 when it is absent, and fail instead when REQUIRE_SHARED_ASSETS=1 (CI sets it).
 """
+import copy
 import os
 import pathlib
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def make_cfg(network='mnet', **settings):
+    """A private copy of ``generate_config(network, 'retinaface')`` with settings overridden
+    (names of TRAIN settings go to ``cfg.TRAIN``, the others to the top level)."""
+    from rcnn.config import generate_config
+    cfg, _ = generate_config(network, 'retinaface')
+    cfg = copy.deepcopy(cfg)
+    for key, value in settings.items():
+        (cfg.TRAIN if key in cfg.TRAIN else cfg)[key] = value
+    return cfg
 
 
 def shared_root():

@@ -5,18 +5,11 @@ import cv2
 import numpy as np
 import pytest
 
-from rcnn.config import generate_config
+from conftest import make_cfg
 from rcnn.dataset.retinaface import FLIP_LANDMARK_ORDER, retinaface
 from rcnn.io.image import get_crop_image1
 
 MISSING = '-1 -1 -1 ' * 5
-
-
-def make_cfg(**train):
-    config, _ = generate_config('mnet', 'retinaface')
-    cfg = copy.deepcopy(config)
-    cfg.TRAIN.update(train)
-    return cfg
 
 
 def make_split(root, split, images, label_text):

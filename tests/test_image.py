@@ -1,23 +1,13 @@
 """Training crops, colour jitter and the input transform (``rcnn.io.image``, SPEC section 5)."""
-import copy
 
 import cv2
 import numpy as np
 import pytest
 
-from rcnn.config import generate_config
+from conftest import make_cfg
 from rcnn.io.image import (CROP_RETRIES, brightness_aug, color_aug, contrast_aug, get_crop_image1,
                            load_image, saturation_aug, transform)
 from rcnn.io.rpn import get_crop_batch
-
-
-def make_cfg(**overrides):
-    config, _ = generate_config('mnet', 'retinaface')
-    cfg = copy.deepcopy(config)
-    train = overrides.pop('TRAIN', {})
-    cfg.update(overrides)
-    cfg.TRAIN.update(train)
-    return cfg
 
 
 def write_image(path, im):
@@ -138,7 +128,7 @@ def test_min_box_size_drops_small_faces_from_the_crop(tmp_path):
     small_ok = make_cfg(PRE_SCALES=[1.0], COLOR_MODE=0)
     _, recs = get_crop_image1([entry], rng=np.random.default_rng(0), cfg=small_ok)
     assert len(recs[0]['boxes']) == 2
-    no_small = make_cfg(PRE_SCALES=[1.0], COLOR_MODE=0, TRAIN={'MIN_BOX_SIZE': 20})
+    no_small = make_cfg(PRE_SCALES=[1.0], COLOR_MODE=0, MIN_BOX_SIZE=20)
     _, recs = get_crop_image1([entry], rng=np.random.default_rng(0), cfg=no_small)
     np.testing.assert_array_equal(recs[0]['boxes'], [[300, 300, 400, 420]])
 

@@ -1,5 +1,4 @@
 """``CropLoader``: batches, reproducibility across worker counts, sharding, errors and shutdown."""
-import copy
 import gc
 
 import cv2
@@ -7,7 +6,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from rcnn.config import generate_config
+from conftest import make_cfg
 from rcnn.core.crop_worker import sample_rng
 from rcnn.core.loader import CropLoader, feature_shapes
 from rcnn.dataset.label_file import LabelRecord, write_label_file
@@ -15,13 +14,6 @@ from rcnn.dataset.retinaface import retinaface
 from rcnn.io.rpn import AA, get_crop_batch
 
 FEATS = [(20, 20), (40, 40), (80, 80)]
-
-
-def make_cfg(**overrides):
-    config, _ = generate_config('mnet', 'retinaface')
-    cfg = copy.deepcopy(config)
-    cfg.update(overrides)
-    return cfg
 
 
 @pytest.fixture(scope='module')

@@ -1,24 +1,15 @@
 """Anchor assignment ``AA.assign_anchor_fpn`` (SPEC section 5, seed 003)."""
-import copy
 
 import numpy as np
 import pytest
 
-from conftest import require_shared
-from rcnn.config import generate_config
+from conftest import make_cfg, require_shared
 from rcnn.io.rpn import AA, label_names
 from rcnn.processing.bbox_transform import bbox_overlaps, landmark_transform, nonlinear_transform
 from rcnn.processing.generate_anchor import anchors_plane, generate_anchors_fpn
 
 FEAT_640 = [(1, 64, 20, 20), (1, 64, 40, 40), (1, 64, 80, 80)]
 IM_INFO = [[640, 640, 1.0]]
-
-
-def mnet_config(**train):
-    config, _ = generate_config('mnet', 'retinaface')
-    cfg = copy.deepcopy(config)
-    cfg.TRAIN.update(train)
-    return cfg
 
 
 def dense_reference(cfg, feat_shapes, gt_boxes, gt_landmarks):
@@ -109,7 +100,7 @@ def assert_same(out, expected, where, rtol=0.0):
 def test_golden_cases_of_the_original():
     """Every case of golden/assign_anchor_fpn_mnet640.npz: labels equal, targets/weights within 1e-5."""
     golden = np.load(require_shared('golden/assign_anchor_fpn_mnet640.npz'))
-    aa = AA(FEAT_640, mnet_config())
+    aa = AA(FEAT_640, make_cfg())
     cases = sorted({key.split('_')[0] for key in golden.files})
     assert len(cases) >= 6
     for case in cases:
@@ -130,7 +121,7 @@ def test_golden_cases_of_the_original():
 ])
 def test_tiled_overlaps_equal_the_dense_original(flags):
     """Random gt sets (small, large, outside the crop, ties) against the plain dense algorithm."""
-    cfg = mnet_config(**flags)
+    cfg = make_cfg(**flags)
     aa = AA(FEAT_640, cfg)
     rng = np.random.default_rng(7)
     for n in (1, 3, 20, 120):
@@ -145,7 +136,7 @@ def test_tiled_overlaps_equal_the_dense_original(flags):
 def test_force_positive_with_a_gt_that_meets_no_anchor():
     """The original compares the full IoU matrix with each gt's best IoU: a gt outside every
     anchor has best IoU 0, so every anchor becomes positive."""
-    cfg = mnet_config(RPN_FORCE_POSITIVE=True)
+    cfg = make_cfg(RPN_FORCE_POSITIVE=True)
     boxes = np.array([[100, 100, 150, 150, 1], [-5000, -5000, -4990, -4990, 1]], np.float32)
     landmarks = np.full((2, 5, 3), -1, np.float32)
     out = AA(FEAT_640, cfg).assign_anchor_fpn({'gt_boxes': boxes, 'gt_landmarks': landmarks}, IM_INFO, True)
@@ -155,7 +146,7 @@ def test_force_positive_with_a_gt_that_meets_no_anchor():
 
 def test_allowed_border_ignores_anchors_beyond_it():
     """With ALLOWED_BORDER 0, anchors crossing the 640 crop are -1 with zero targets, as in the original."""
-    cfg = mnet_config()
+    cfg = make_cfg()
     for stride in cfg.RPN_ANCHOR_CFG.values():
         stride['ALLOWED_BORDER'] = 0
     aa = AA(FEAT_640, cfg)
@@ -169,7 +160,7 @@ def test_allowed_border_ignores_anchors_beyond_it():
 
 
 def test_no_faces_means_all_negative():
-    aa = AA(FEAT_640, mnet_config())
+    aa = AA(FEAT_640, make_cfg())
     gt = {'gt_boxes': np.zeros((0, 5), np.float32), 'gt_landmarks': np.zeros((0, 5, 3), np.float32)}
     out = aa.assign_anchor_fpn(gt, IM_INFO, landmark=True)
     for key, value in out.items():
@@ -178,7 +169,7 @@ def test_no_faces_means_all_negative():
 
 
 def test_rows_with_class_minus_one_are_ignored():
-    aa = AA(FEAT_640, mnet_config())
+    aa = AA(FEAT_640, make_cfg())
     boxes, landmarks = random_faces(np.random.default_rng(5), 6)
     padded = np.concatenate([boxes, [[0, 0, 640, 640, -1]]]).astype(np.float32)
     padded_landmarks = np.concatenate([landmarks, np.zeros((1, 5, 3), np.float32)])
@@ -188,7 +179,7 @@ def test_rows_with_class_minus_one_are_ignored():
 
 
 def test_shapes_and_landmark_switch():
-    aa = AA(FEAT_640, mnet_config())
+    aa = AA(FEAT_640, make_cfg())
     boxes, landmarks = random_faces(np.random.default_rng(1), 4)
     out = aa.assign_anchor_fpn({'gt_boxes': boxes}, IM_INFO, landmark=False, prefix='head')
     assert sorted(out) == sorted('head_%s_stride%d' % (k, s) for s in (32, 16, 8)
@@ -203,7 +194,7 @@ def test_shapes_and_landmark_switch():
 
 
 def test_select_stride_ignores_the_other_strides():
-    aa = AA(FEAT_640, mnet_config())
+    aa = AA(FEAT_640, make_cfg())
     boxes, landmarks = random_faces(np.random.default_rng(2), 30)
     gt = {'gt_boxes': boxes, 'gt_landmarks': landmarks}
     full = aa.assign_anchor_fpn(gt, IM_INFO, landmark=True)
@@ -215,11 +206,11 @@ def test_select_stride_ignores_the_other_strides():
 
 def test_without_ohem_labels_are_subsampled_to_the_rpn_batch():
     """RPN_ENABLE_OHEM 0: at most 25% of 256 positives, negatives fill up to 256, drawn from ``rng``."""
-    cfg = mnet_config(RPN_ENABLE_OHEM=0)
+    cfg = make_cfg(RPN_ENABLE_OHEM=0)
     aa = AA(FEAT_640, cfg)
     boxes, landmarks = random_faces(np.random.default_rng(4), 120)
     gt = {'gt_boxes': boxes, 'gt_landmarks': landmarks}
-    dense = AA(FEAT_640, mnet_config()).assign_anchor_fpn(gt, IM_INFO, landmark=True)
+    dense = AA(FEAT_640, make_cfg()).assign_anchor_fpn(gt, IM_INFO, landmark=True)
     dense_labels = np.concatenate([dense['face_label_stride%d' % s][0] for s in (32, 16, 8)])
     assert (dense_labels == 1).sum() > 64
 
@@ -235,7 +226,7 @@ def test_without_ohem_labels_are_subsampled_to_the_rpn_batch():
 
 
 def test_label_names_follow_the_original_order():
-    cfg = mnet_config()
+    cfg = make_cfg()
     names = label_names(cfg)
     assert names[:5] == ['face_label_stride32', 'face_bbox_target_stride32', 'face_bbox_weight_stride32',
                          'face_landmark_target_stride32', 'face_landmark_weight_stride32']

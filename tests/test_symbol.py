@@ -1,14 +1,12 @@
 """RetinaFace symbols: the released mnet.25 graph rebuilt from code, ResNet-50 names and
 shapes, training outputs and their gradients, LAYER_FIX."""
-import copy
 import json
 
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import require_shared
+from conftest import make_cfg, require_shared
 
-from rcnn.config import generate_config
 from rcnn.symbol import get_fixed_params, get_symbol_test, get_symbol_train, label_names
 from rcnn.symbol.symbol_common import stride_train_outputs
 
@@ -17,17 +15,6 @@ STRIDES = (32, 16, 8)
 # Attributes the released JSON (exported by Gluon) spells out at their MXNet default values.
 DEFAULT_ATTRS = {'Convolution': {'dilate': '(1, 1)', 'layout': 'NCHW'},
                  'BatchNorm': {'axis': '1', 'use_global_stats': 'False'}}
-
-
-def make_cfg(network='mnet', **train):
-    cfg, _ = generate_config(network, 'retinaface')
-    cfg = copy.deepcopy(cfg)
-    for key, value in train.items():
-        if key in cfg.TRAIN:
-            cfg.TRAIN[key] = value
-        else:
-            cfg[key] = value
-    return cfg
 
 
 def named_shapes(symbol, **shapes):
