@@ -3,13 +3,20 @@
     python bench/mtcnn.py [--repeat 15] [--shared ../shared]
     OMP_NUM_THREADS=2 python bench/mtcnn.py     # MXNet's operator threads (see below)
 
-For each of test01.jpg, t4.jpg and t6.jpg it prints the median detect() time,
-the summed bare forward time of the three nets inside it (Predictor calls:
-copy in, forward, copy out), and the same two numbers for an "original-style"
-run of the same cascade that spends its time the way the original MXNet
-implementation does: a fresh executor bound for every P-Net pyramid level, and
-R-Net / O-Net fed in fixed batches of 256 / 16 (the original's defaults). Both
-runs must return identical boxes; the ratio column is original-style / ours.
+For each of test01.jpg, t4.jpg and t6.jpg it prints the median detect() time
+and the summed bare forward time of the three nets inside it (Predictor calls:
+copy in, forward, copy out) for two runs of the same cascade code:
+
+- ours: the nets of ``mtcnn.predictor.load_net``, i.e. the test graphs in
+  their oneDNN form (``prelu='onednn'``, P-Net's heads as one convolution) and
+  R-Net / O-Net crops in chunks of 32 padded to a multiple of 16;
+- "orig.": nets that spend their time the way the original MXNet
+  implementation does: the stock test graphs (``LeakyReLU`` PReLU), a fresh
+  executor bound for every P-Net pyramid level, and R-Net / O-Net fed in fixed
+  batches of 256 / 16 (the original's defaults). Box arithmetic, NMS and crops
+  are ours in both runs, so the orig. column is faster than the original.
+
+Both runs must return identical boxes; the ratio column is orig. / ours.
 
 MXNet reserves one core for its engine, so on a 2-core machine operators run
 on one OpenMP thread unless OMP_NUM_THREADS is set; the header says which.
@@ -26,7 +33,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 from mtcnn.detector import MtcnnDetector  # noqa: E402
-from mtcnn.predictor import Predictor, load_net, load_params  # noqa: E402
+from mtcnn.predictor import Predictor, load_net  # noqa: E402
+from rcnn.core.checkpoint import load_param_file  # noqa: E402
 from mtcnn.symbol import get_symbol  # noqa: E402
 
 IMAGES = ('test01', 't4', 't6')
@@ -74,7 +82,7 @@ class FixedBatch(Predictor):
 def build(models, original_style):
     paths = {net: os.path.join(models, '%s-0016.params' % net) for net in ('pnet', 'rnet', 'onet')}
     if original_style:
-        params = {net: load_params(path)[0] for net, path in paths.items()}
+        params = {net: load_param_file(path)[0] for net, path in paths.items()}
         nets = [RebindEveryCall(get_symbol('pnet', 'test'), params['pnet']),
                 FixedBatch(get_symbol('rnet', 'test'), params['rnet'], 256),
                 FixedBatch(get_symbol('onet', 'test'), params['onet'], 16)]

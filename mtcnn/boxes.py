@@ -7,19 +7,30 @@ import numpy as np
 
 __all__ = ['nms', 'iou', 'square', 'calibrate', 'pad']
 
-_NMS_BLOCK = 256
+_NMS_BLOCK = 128
 
 
-def _overlap(boxes, areas, rows, cols, mode):
-    """(len(rows), len(cols)) overlap of boxes[rows] against boxes[cols]."""
-    xx1 = np.maximum(boxes[rows, 0:1], boxes[cols, 0])
-    yy1 = np.maximum(boxes[rows, 1:2], boxes[cols, 1])
-    xx2 = np.minimum(boxes[rows, 2:3], boxes[cols, 2])
-    yy2 = np.minimum(boxes[rows, 3:4], boxes[cols, 3])
-    inter = np.maximum(0.0, xx2 - xx1 + 1) * np.maximum(0.0, yy2 - yy1 + 1)
+def _overlap(x1, y1, x2, y2, areas, rows, cols, mode):
+    """(len(rows), len(cols)) overlap of boxes ``rows`` against boxes ``cols``.
+
+    Coordinates and areas are (N,) columns; the arithmetic runs in place on
+    two (rows, cols) buffers, with the operations and order of the plain
+    formula (same values).
+    """
+    w = np.minimum(x2[rows, None], x2[cols])
+    w -= np.maximum(x1[rows, None], x1[cols])
+    w += 1
+    np.maximum(w, 0.0, out=w)
+    h = np.minimum(y2[rows, None], y2[cols])
+    h -= np.maximum(y1[rows, None], y1[cols])
+    h += 1
+    np.maximum(h, 0.0, out=h)
+    inter = np.multiply(w, h, out=w)
     if mode == 'Union':
-        return inter / (areas[rows, None] + areas[cols] - inter)
-    return inter / np.minimum(areas[rows, None], areas[cols])
+        union = np.add(areas[rows, None], areas[cols], out=h)
+        union -= inter
+        return np.divide(inter, union, out=inter)
+    return np.divide(inter, np.minimum(areas[rows, None], areas[cols], out=h), out=inter)
 
 
 def nms(dets, thresh, mode='Union'):
@@ -41,8 +52,8 @@ def nms(dets, thresh, mode='Union'):
         raise ValueError("nms mode must be 'Union' or 'Minimum', got %r" % (mode,))
     dets = np.asarray(dets)
     order = dets[:, 4].argsort()[::-1]
-    boxes = dets[order, :4]
-    areas = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+    x1, y1, x2, y2 = (dets[order, k] for k in range(4))
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
     n = len(order)
     suppressed = np.zeros(n, bool)
     keep = []
@@ -55,7 +66,7 @@ def nms(dets, thresh, mode='Union'):
         alive = start + np.flatnonzero(~suppressed[start:stop])
         if not len(alive):
             continue
-        inner = ~(_overlap(boxes, areas, alive, alive, mode) <= thresh)
+        inner = ~(_overlap(x1, y1, x2, y2, areas, alive, alive, mode) <= thresh)
         dead = np.zeros(len(alive), bool)
         kept = []
         for i in range(len(alive)):
@@ -66,7 +77,7 @@ def nms(dets, thresh, mode='Union'):
         keep.extend(kept)
         later = stop + np.flatnonzero(~suppressed[stop:])
         if len(later):
-            overlaps = _overlap(boxes, areas, kept, later, mode)
+            overlaps = _overlap(x1, y1, x2, y2, areas, kept, later, mode)
             suppressed[later] = (~(overlaps <= thresh)).any(axis=0)
     return order[np.asarray(keep, np.int64)]
 

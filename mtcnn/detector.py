@@ -21,12 +21,14 @@ _STRIDE = 2   # P-Net output stride
 
 
 def transform(images):
-    """uint8 BGR (..., H, W, 3) -> float32 (..., 3, H, W) with (x - 127.5) * 0.0078125.
+    """uint8 BGR (..., H, W, 3) -> C-contiguous float32 (..., 3, H, W) with (x - 127.5) * 0.0078125.
 
     Exact in float32: x - 127.5 has one decimal bit and 0.0078125 is 2**-7.
     """
-    data = (images.astype(np.float32) - np.float32(127.5)) * np.float32(0.0078125)
-    return np.moveaxis(data, -1, -3)
+    data = np.ascontiguousarray(np.moveaxis(images, -1, -3), dtype=np.float32)
+    data -= np.float32(127.5)
+    data *= np.float32(0.0078125)
+    return data
 
 
 def _empty():
@@ -116,7 +118,8 @@ class MtcnnDetector:
         squared[:, 0:4] = np.round(squared[:, 0:4])
         src, dst, crop_size = pad(squared, width, height)
         crops = np.zeros((len(squared), size, size, 3), np.uint8)
-        for i, ((x1, y1, x2, y2), (dx1, dy1, dx2, dy2), (w, h)) in enumerate(zip(src, dst, crop_size)):
+        windows = np.concatenate([src, dst, crop_size], axis=1).tolist()  # Python ints index faster
+        for i, (x1, y1, x2, y2, dx1, dy1, dx2, dy2, w, h) in enumerate(windows):
             if x2 < x1 or y2 < y1:
                 continue  # no pixel of the box inside the image (or a degenerate box): all zeros
             patch = img[y1:y2 + 1, x1:x2 + 1]
@@ -124,7 +127,7 @@ class MtcnnDetector:
                 canvas = np.zeros((h, w, 3), np.uint8)
                 canvas[dy1:dy2 + 1, dx1:dx2 + 1] = patch
                 patch = canvas
-            crops[i] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_LINEAR)
+            cv2.resize(patch, (size, size), dst=crops[i], interpolation=cv2.INTER_LINEAR)
         clipped = squared.copy()
         clipped[:, 0:4] = src
         return clipped, squared, transform(crops)

@@ -19,14 +19,21 @@ cls_prob (B, 2), bbox_pred (B, 4), [landmark_pred (B, 10),] cls_keep (B,),
 bbox_keep (B,)[, landmark_keep (B,)].
 
 PReLU is ``LeakyReLU(act_type='prelu')`` named ``prelu{k}`` (parameter
-``prelu{k}_gamma``). ``prelu='decomposed'`` computes the same function after a
-convolution as ``relu(x) + gamma * min(x, 0)``, the per-channel product done by
-a 1x1 depthwise convolution whose weight is ``prelu{k}_gamma``: outputs are
-bit-identical (each is x or the one product gamma * x) and parameter names and
-shapes are unchanged. The trainer uses it because MXNet 1.9.1's ``prelu``
-backward after a convolution returns gamma times the true slope gradient (it
-reads its output where it needs its input; see tests/test_mtcnn.py), and its
-broadcast kernels make up about 60 % of a CPU training step.
+``prelu{k}_gamma``). Two other forms compute the same function after a
+convolution from the same parameters, bit for bit (each output is x or the one
+product gamma * x), as ``relu(x) + gamma * min(x, 0)``, the per-channel product
+a 1x1 depthwise convolution whose weight is ``prelu{k}_gamma``:
+
+- ``prelu='decomposed'``, used by the trainer: MXNet 1.9.1's ``prelu``
+  backward after a convolution returns gamma times the true slope gradient (it
+  reads its output where it needs its input; see tests/test_mtcnn.py), and its
+  broadcast kernels make up about 60 % of a CPU training step.
+- ``prelu='onednn'``, used by the detector (test mode): built from oneDNN
+  kernels (``Activation``, depthwise convolutions that the MKLDNN subgraph
+  backend fuses with relu and with the final sum), which keep the maps in
+  oneDNN's layouts; the stock op runs its broadcast kernels on a reordered copy
+  and takes most of an R-Net / O-Net forward. In this form P-Net's heads are
+  one 1x1 convolution (see ``_pnet_heads``).
 """
 import mxnet as mx
 
@@ -35,7 +42,13 @@ from mtcnn.ohem import LOSS_WEIGHTS, register_ohem
 __all__ = ['P_Net', 'R_Net', 'O_Net', 'get_symbol', 'INPUT_SIZE', 'PRELU_FORMS']
 
 INPUT_SIZE = {'pnet': 12, 'rnet': 24, 'onet': 48}
-PRELU_FORMS = ('leaky', 'decomposed')
+PRELU_FORMS = ('leaky', 'decomposed', 'onednn')
+
+
+def _channel_scale(data, scale, channels, name):
+    """data (B, C, H, W) times scale (C,) per channel by a 1x1 depthwise convolution (one product each)."""
+    return mx.sym.Convolution(data=data, weight=mx.sym.reshape(scale, (channels, 1, 1, 1)), kernel=(1, 1),
+                              num_filter=channels, num_group=channels, no_bias=True, name=name)
 
 
 def _prelu(data, name, channels, form):
@@ -43,10 +56,24 @@ def _prelu(data, name, channels, form):
     if form == 'leaky':
         return mx.sym.LeakyReLU(data=data, act_type='prelu', name=name)
     gamma = mx.sym.Variable(name + '_gamma', shape=(channels,))
-    scaled = mx.sym.Convolution(data=mx.sym.minimum(data, 0), weight=mx.sym.reshape(gamma, (channels, 1, 1, 1)),
-                                kernel=(1, 1), num_filter=channels, num_group=channels, no_bias=True,
-                                name=name + '_negative')
-    return mx.sym.elemwise_add(mx.sym.relu(data), scaled, name=name)
+    if form == 'decomposed':
+        scaled = _channel_scale(mx.sym.minimum(data, 0), gamma, channels, name + '_negative')
+        return mx.sym.elemwise_add(mx.sym.relu(data), scaled, name=name)
+    positive = mx.sym.Activation(data=data, act_type='relu', name=name + '_positive')
+    if channels % 16:
+        # oneDNN leaves such maps in the plain layout: the elementwise minimum
+        # needs no reorder there, and depthwise convolutions run as one small
+        # GEMM per channel, so one of them is enough.
+        scaled = _channel_scale(mx.sym.minimum(data, 0), gamma, channels, name + '_negative')
+    else:
+        # Blocked layout, where an elementwise op would first reorder the map:
+        # gamma * min(x, 0) = -gamma * relu(-x), the negation a depthwise
+        # convolution by -1 that the subgraph backend fuses with the relu.
+        minus_one = mx.sym.full(shape=(channels,), val=-1)
+        flipped = mx.sym.Activation(data=_channel_scale(data, minus_one, channels, name + '_flip'),
+                                    act_type='relu', name=name + '_flipped')
+        scaled = _channel_scale(flipped, mx.sym.negative(gamma), channels, name + '_negative')
+    return mx.sym.elemwise_add(scaled, positive, name=name)
 
 
 def _conv_prelu(data, index, kernel, num_filter, prelu):
@@ -88,6 +115,33 @@ def _heads(net, mode, with_landmark, cls_score, bbox_pred, landmark_pred):
                          landmark_weight=landmark_weight, **inputs)
 
 
+def _pnet_heads(body, with_landmark):
+    """P-Net's test outputs with conv4_1, conv4_2 [and conv4_3] run as one 1x1 convolution.
+
+    Their weights (k, 32, 1, 1) are stacked, zero-padded to 16 output channels
+    (2 + 4 + 10 with the landmark branch) and the (1, 16, H', W') result is
+    sliced into the heads. With 16 channels oneDNN keeps the heads in its
+    blocked layout instead of reordering the 32-channel map once per head; its
+    blocked kernel sums the 32 products in the same order as the plain one
+    (bit-identical outputs, checked in tests/test_mtcnn.py).
+    """
+    heads = [('conv4_1', 2), ('conv4_2', 4)] + ([('conv4_3', 10)] if with_landmark else [])
+    weights = [mx.sym.Variable(name + '_weight', shape=(k, 32, 1, 1)) for name, k in heads]
+    biases = [mx.sym.Variable(name + '_bias', shape=(k,)) for name, k in heads]
+    padding = 16 - sum(k for _, k in heads)
+    if padding:
+        weights.append(mx.sym.zeros((padding, 32, 1, 1)))
+        biases.append(mx.sym.zeros((padding,)))
+    out = mx.sym.Convolution(data=body, weight=mx.sym.concat(*weights, dim=0),
+                             bias=mx.sym.concat(*biases, dim=0), kernel=(1, 1), num_filter=16, name='conv4')
+    outputs, begin = [], 0
+    for name, k in heads:  # slices named after the heads: the stock graph's output names
+        outputs.append(mx.sym.slice_axis(out, axis=1, begin=begin, end=begin + k, name=name))
+        begin += k
+    outputs[0] = mx.sym.softmax(outputs[0], axis=1, name='cls_prob')
+    return mx.sym.Group(outputs)
+
+
 def _check_prelu(prelu):
     if prelu not in PRELU_FORMS:
         raise ValueError('prelu must be one of %s, got %r' % (PRELU_FORMS, prelu))
@@ -101,6 +155,8 @@ def P_Net(mode='train', with_landmark=False, prelu='leaky'):
     body = _max_pool(body, 'pool1', (2, 2))
     body = _conv_prelu(body, 2, (3, 3), 16, prelu)
     body = _conv_prelu(body, 3, (3, 3), 32, prelu)
+    if mode == 'test' and prelu == 'onednn':
+        return _pnet_heads(body, with_landmark)
     cls_score = mx.sym.Convolution(data=body, kernel=(1, 1), num_filter=2, name='conv4_1')
     bbox_pred = mx.sym.Convolution(data=body, kernel=(1, 1), num_filter=4, name='conv4_2')
     landmark_pred = None

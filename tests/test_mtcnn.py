@@ -108,6 +108,50 @@ def test_decomposed_prelu_is_exact_and_has_the_true_slope_gradient():
     np.testing.assert_allclose(leaky_dgamma, gamma * true_dgamma, rtol=1e-4, atol=1e-4)
 
 
+def _random_params(symbol, data_shape, seed):
+    """init_params with random biases and PReLU slopes of both signs (as in the released nets)."""
+    params = init_params(symbol, {'data': data_shape})
+    rng = np.random.default_rng(seed)
+    for name, value in params.items():
+        if name.endswith(('_bias', '_gamma')):
+            value[:] = rng.uniform(-1, 1.5, value.shape)
+    return params
+
+
+@pytest.mark.parametrize('net', NETS)
+@pytest.mark.parametrize('with_landmark', [False, True])
+def test_onednn_graph_is_bit_identical_to_the_stock_graph(net, with_landmark):
+    """prelu='onednn' (the detector's graph, both PReLU layouts, P-Net's merged heads) takes the
+    stock graph's parameters and returns exactly its outputs, here on a P-Net map of odd size."""
+    stock = get_symbol(net, 'test', with_landmark)
+    onednn = get_symbol(net, 'test', with_landmark, prelu='onednn')
+    assert sorted(onednn.list_arguments()) == sorted(stock.list_arguments())
+    assert onednn.list_outputs() == stock.list_outputs()
+    size = INPUT_SIZE[net]
+    params = _random_params(stock, (1, 3, size, size), seed=2 * NETS.index(net) + with_landmark)
+    shape = (1, 3, 61, 47) if net == 'pnet' else (5, 3, size, size)
+    data = np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32)
+    got, want = Predictor(onednn, params)(data), Predictor(stock, params)(data)
+    assert len(got) == len(want) == 2 + with_landmark
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_predictor_chunks_rows_without_changing_outputs():
+    """Rows run in chunks, the last one padded to the batch multiple: the same outputs as one
+    batch, and every chunk reuses one executor."""
+    symbol = get_symbol('rnet', 'test', prelu='onednn')
+    params = _random_params(symbol, (1, 3, 24, 24), seed=3)
+    data = np.random.default_rng(2).uniform(-1, 1, (37, 3, 24, 24)).astype(np.float32)
+    chunked = Predictor(symbol, params, batch_multiple=16, chunk=16)
+    for a, b in zip(chunked(data), Predictor(symbol, params)(data)):
+        assert a.shape[0] == 37
+        np.testing.assert_array_equal(a, b)
+    assert list(chunked._executors) == [(16, 3, 24, 24)]
+    with pytest.raises(ValueError, match='at least one row'):
+        chunked(data[:0])
+
+
 # ---------------------------------------------------------------- boxes
 
 def _reference_nms(dets, thresh, mode):
@@ -194,6 +238,15 @@ def test_stages_match_original_outputs(released_detector):
     np.testing.assert_array_equal(boxes, onet)
 
 
+def test_detector_graphs_give_the_stock_graphs_boxes(released_detector):
+    """The detector's nets (oneDNN PReLU form, crops in chunks) find exactly the boxes of the
+    stock test graphs run one batch at a time on test01.jpg."""
+    img = cv2.imread(str(require_shared('assets/images/test01.jpg')))
+    stock = MtcnnDetector(*[Predictor(get_symbol(net, 'test'), load_param_file(released(net))[0])
+                            for net in NETS])
+    np.testing.assert_array_equal(released_detector.detect(img)[0], stock.detect(img)[0])
+
+
 def test_detect_on_blank_image_finds_nothing(released_detector):
     boxes, landmarks = released_detector.detect(np.full((100, 120, 3), 127, np.uint8))
     assert boxes.shape == (0, 5) and landmarks is None
@@ -239,7 +292,7 @@ def test_onet_landmarks_are_relative_to_the_square_crop():
 def test_transform_is_exact():
     pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=3)
     data = transform(pixels)
-    assert data.shape == (1, 3, 16, 16) and data.dtype == np.float32
+    assert data.shape == (1, 3, 16, 16) and data.dtype == np.float32 and data.flags.c_contiguous
     np.testing.assert_array_equal(data[0, 0].ravel(), (np.arange(256) - 127.5) * 0.0078125)
 
 
