@@ -193,15 +193,16 @@ def _fit(args, ctx, kv, sym, loader, distributed, is_chief):
     for name, _ in data_shapes + label_shapes:
         arg_shapes.pop(name)
 
-    arg_params, aux_params, fixed = None, None, []
+    arg_params, aux_params = None, None
     if args.begin_epoch > 0:
         arg_params, aux_params = load_params(args.prefix, args.begin_epoch)
         logger.info('resuming from %s-%04d', args.prefix, args.begin_epoch)
     elif args.pretrained:
         arg_params, aux_params = load_pretrained(args.pretrained, args.pretrained_epoch, arg_shapes, aux_shapes)
-        fixed = get_fixed_params(sym, config)
-        if fixed:
-            logger.info('fixed parameters (LAYER_FIX): %s', ', '.join(fixed))
+    # LAYER_FIX belongs to runs on pretrained weights, resumed ones included (SPEC 5).
+    fixed = get_fixed_params(sym, config) if args.pretrained else []
+    if fixed:
+        logger.info('fixed parameters (LAYER_FIX): %s', ', '.join(fixed))
 
     lr, steps = lr_schedule(args.lr, args.lr_step, args.begin_epoch, loader.batches_per_epoch)
     logger.info('lr %g, steps (iteration, factor) %s', lr, steps)

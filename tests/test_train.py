@@ -96,6 +96,16 @@ def test_layer_fix_keeps_the_first_backbone_layers_of_pretrained_weights(dataset
                if not np.array_equal(after[n].asnumpy(), before[n].asnumpy())]
     assert changed == ['mobilenet0_conv2_weight', 'face_rpn_cls_score_stride8_weight']
 
+    # Resuming the fine-tune (the same command with --begin_epoch) keeps them fixed.
+    resumed = run_train('--dataset_path', dataset, '--prefix', prefix, '--max_iters', '2', '--begin_epoch', '1',
+                        '--pretrained', model, '--pretrained_epoch', '0')
+    assert resumed.returncode == 0, resumed.stderr
+    assert 'fixed parameters (LAYER_FIX)' in resumed.stderr
+    again, _ = load_params(prefix, 2)
+    for name in fixed:
+        np.testing.assert_array_equal(again[name].asnumpy(), before[name].asnumpy(), err_msg=name)
+    assert not np.array_equal(again['mobilenet0_conv2_weight'].asnumpy(), after['mobilenet0_conv2_weight'].asnumpy())
+
 
 def test_from_scratch_fixes_nothing_and_resume_continues(dataset, tmp_path):
     prefix = str(tmp_path / 'scratch')

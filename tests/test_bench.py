@@ -1,0 +1,33 @@
+"""The benchmark scripts under bench/ start: their imports resolve and their options parse.
+
+They are run by hand (their figures go in the README), so nothing else would notice
+a benchmark broken by a refactoring until someone needs its numbers.
+"""
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, require_shared
+
+BENCHES = sorted(p.name for p in (REPO / 'bench').glob('*.py'))
+
+
+def test_every_benchmark_is_listed():
+    assert {'core.py', 'detect.py', 'evaluate.py', 'loader.py', 'mtcnn.py', 'synthetic.py', 'train.py'} <= set(BENCHES)
+
+
+@pytest.mark.parametrize('script', BENCHES)
+def test_benchmark_help(script):
+    result = subprocess.run([sys.executable, 'bench/' + script, '--help'], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith('usage: '), result.stdout
+
+
+def test_mtcnn_benchmark_prints_its_table():
+    shared = require_shared('assets/models/mtcnn-mxnet/pnet-0016.params').parents[3]
+    result = subprocess.run([sys.executable, 'bench/mtcnn.py', '--repeat', '1', '--shared', str(shared)],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert [row[0] for row in rows if row and row[0] in ('test01', 't4', 't6')] == ['test01', 't4', 't6'], result.stdout
