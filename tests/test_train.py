@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 import train
-from conftest import REPO, require_shared
+from conftest import REPO, make_cfg, require_shared
 from rcnn.config import config, generate_config
 from rcnn.core.checkpoint import load_params
 from rcnn.core.loader import CropLoader
 from rcnn.dataset.retinaface import retinaface
 from rcnn.dataset.synthetic import generate_widerface
-from rcnn.symbol import get_symbol_train
+from rcnn.symbol import get_symbol_test, get_symbol_train
 
 FAST = ['--network', 'mnet', '--dataset', 'retinaface', '--batch_images', '1', '--workers', '0', '--frequent', '1']
 
@@ -205,3 +205,34 @@ def test_dist_sync_workers_end_with_equal_parameters(dataset, tmp_path):
     ranks = sorted(re.search(r'worker (\d) of 2', text).group(1) for text in worker_logs)
     assert ranks == ['0', '1']
     assert os.path.isfile(prefix + '-0001.params')
+
+
+def test_resnet_starts_from_model_zoo_backbone_weights(dataset, tmp_path):
+    """The README's ResNet-50 command: ``--network resnet --pretrained model/resnet-50 --pretrained_epoch 0``.
+
+    The model-zoo file cannot be downloaded here, so a stand-in with its parameter
+    names and shapes (the backbone only: ``bn_data``, ``conv0``, ``stage*``, ``bn1``)
+    is written; every one of them must be loaded and only the SSH/head layers start fresh.
+    """
+    backbone = ('bn_data', 'conv0', 'bn0', 'stage', 'bn1_')
+    sym = get_symbol_test('resnet', make_cfg('resnet'))
+    arg_shapes, _, aux_shapes = sym.infer_shape(data=(1, 3, 640, 640))
+    rng = np.random.RandomState(0)
+    zoo = {'arg:' + n: mx.nd.array(rng.normal(0, 0.01, s)) for n, s in zip(sym.list_arguments(), arg_shapes)
+           if n.startswith(backbone)}
+    zoo.update({'aux:' + n: mx.nd.ones(s) for n, s in zip(sym.list_auxiliary_states(), aux_shapes)
+                if n.startswith(backbone)})
+    model = str(tmp_path / 'resnet-50')
+    mx.nd.save(model + '-0000.params', zoo)
+    prefix = str(tmp_path / 'retinaface-r50')
+    result = subprocess.run([sys.executable, 'train.py', '--network', 'resnet', '--dataset', 'retinaface',
+                             '--pretrained', model, '--pretrained_epoch', '0', '--dataset_path', dataset,
+                             '--prefix', prefix, '--batch_images', '1', '--workers', '0', '--max_iters', '1'],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    loaded = re.search(r'loaded (\d+) parameters from .*; initialised fresh: (.*)', result.stderr)
+    assert int(loaded.group(1)) == len(zoo)
+    assert not [n for n in loaded.group(2).split(', ') if n.startswith(backbone)]
+    trained, _ = load_params(prefix, 1)
+    assert not np.array_equal(trained['stage4_unit3_conv3_weight'].asnumpy(),
+                              zoo['arg:stage4_unit3_conv3_weight'].asnumpy())
