@@ -236,3 +236,32 @@ def test_resnet_starts_from_model_zoo_backbone_weights(dataset, tmp_path):
     trained, _ = load_params(prefix, 1)
     assert not np.array_equal(trained['stage4_unit3_conv3_weight'].asnumpy(),
                               zoo['arg:stage4_unit3_conv3_weight'].asnumpy())
+
+
+def test_dist_sync_roles_started_by_hand_as_in_the_readme(dataset, tmp_path):
+    """The README's several-host recipe on one host: each role is a process with only the
+    DMLC_* variables the README lists (no launcher), the scheduler at 127.0.0.1."""
+    port = 9000 + os.getpid() % 1000
+    common = dict(os.environ, DMLC_PS_ROOT_URI='127.0.0.1', DMLC_PS_ROOT_PORT=str(port), DMLC_NUM_SERVER='1',
+                  DMLC_NUM_WORKER='2')
+    serve = [sys.executable, '-c', 'import mxnet']
+    prefix = str(tmp_path / 'byhand')
+    work = [sys.executable, 'train.py'] + FAST + ['--dataset_path', dataset, '--prefix', prefix,
+                                                  '--kvstore', 'dist_sync', '--max_iters', '2']
+    processes = [subprocess.Popen(serve, cwd=REPO, env=dict(common, DMLC_ROLE=role), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL) for role in ('scheduler', 'server')]
+    workers = [subprocess.Popen(work, cwd=REPO, env=dict(common, DMLC_ROLE='worker'), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    try:
+        logs = [w.communicate(timeout=300)[0] for w in workers]
+        assert [w.returncode for w in workers] == [0, 0], logs
+        for p in processes:
+            p.wait(timeout=60)
+    finally:
+        for p in processes + workers:
+            if p.poll() is None:
+                p.kill()
+    assert sorted(re.search(r'worker (\d) of 2', text).group(1) for text in logs) == ['0', '1']
+    found = [digests(text) for text in logs]
+    assert all(len(d) == 1 for d in found) and found[0] == found[1], logs
+    assert os.path.isfile(prefix + '-0001.params')
