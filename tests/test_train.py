@@ -124,6 +124,21 @@ def test_from_scratch_fixes_nothing_and_resume_continues(dataset, tmp_path):
                               p2['face_rpn_bbox_pred_stride8_weight'].asnumpy())
 
 
+def test_fix_from_scratch_keeps_the_random_stem(dataset, tmp_path):
+    prefix = str(tmp_path / 'stem')
+    first = run_train('--dataset_path', dataset, '--prefix', prefix, '--max_iters', '1', '--fix_from_scratch')
+    assert first.returncode == 0, first.stderr
+    resumed = run_train('--dataset_path', dataset, '--prefix', prefix, '--max_iters', '2', '--fix_from_scratch',
+                        '--begin_epoch', '1')
+    assert resumed.returncode == 0, resumed.stderr
+    assert 'fixed parameters (LAYER_FIX): mobilenet0_conv0_weight' in resumed.stderr
+    p1, _ = load_params(prefix, 1)
+    p2, _ = load_params(prefix, 2)
+    for name in ('mobilenet0_conv0_weight', 'mobilenet0_batchnorm1_gamma', 'mobilenet0_conv1_weight'):
+        np.testing.assert_array_equal(p1[name].asnumpy(), p2[name].asnumpy(), err_msg=name)
+    assert not np.array_equal(p1['mobilenet0_conv2_weight'].asnumpy(), p2['mobilenet0_conv2_weight'].asnumpy())
+
+
 def test_interrupt_saves_a_checkpoint(dataset, tmp_path):
     prefix = str(tmp_path / 'interrupted')
     proc = subprocess.Popen([sys.executable, 'train.py'] + FAST + ['--dataset_path', dataset, '--prefix', prefix],
