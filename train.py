@@ -60,8 +60,8 @@ def parse_args(argv=None):
     parser.add_argument('--lr', type=float, default=default.lr)
     parser.add_argument('--lr_step', default=default.lr_step, help='epochs where the rate steps down')
     parser.add_argument('--wd', type=float, default=default.wd)
-    parser.add_argument('--gpus', default=os.environ.get('CUDA_VISIBLE_DEVICES', ''),
-                        help='GPU ids, e.g. 0,1 (default: CUDA_VISIBLE_DEVICES, else CPU)')
+    parser.add_argument('--gpus', default=None,
+                        help='GPU ids, e.g. 0,1 (default: every GPU CUDA_VISIBLE_DEVICES makes visible, else CPU)')
     parser.add_argument('--cpus', type=int, default=1, help='number of CPU contexts when no GPU is used')
     parser.add_argument('--batch_images', type=int, default=config.TRAIN.BATCH_IMAGES,
                         help='images per device and batch')
@@ -77,9 +77,14 @@ def parse_args(argv=None):
 
 
 def get_context(args):
-    gpus = [g for g in args.gpus.split(',') if g.strip()]
+    if args.gpus is None:
+        # As the original: CUDA renumbers the visible devices from 0.
+        visible = [g for g in os.environ.get('CUDA_VISIBLE_DEVICES', '').split(',') if g.strip()]
+        gpus = list(range(len(visible)))
+    else:
+        gpus = [int(g) for g in args.gpus.split(',') if g.strip()]
     if gpus:
-        return [mx.gpu(int(g)) for g in gpus]
+        return [mx.gpu(g) for g in gpus]
     if args.cpus < 1:
         raise SystemExit('--cpus must be >= 1')
     return [mx.cpu(i) for i in range(args.cpus)]

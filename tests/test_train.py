@@ -51,6 +51,21 @@ def test_unknown_network_lists_the_valid_ones(capsys):
     assert 'mnet, resnet' in capsys.readouterr().err
 
 
+def test_devices_from_gpus_cuda_visible_devices_or_cpus(monkeypatch):
+    # The README's --gpus commands need a GPU to run; this checks which contexts they ask for.
+    monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
+    assert train.get_context(train.parse_args(['--gpus', '0,1,2,3'])) == [mx.gpu(i) for i in range(4)]
+    assert train.get_context(train.parse_args([])) == [mx.cpu(0)]
+    assert train.get_context(train.parse_args(['--cpus', '2'])) == [mx.cpu(0), mx.cpu(1)]
+    with pytest.raises(SystemExit, match='--cpus must be >= 1'):
+        train.get_context(train.parse_args(['--cpus', '0']))
+    # CUDA numbers the visible devices from 0, whatever their physical ids.
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '2,3')
+    assert train.get_context(train.parse_args([])) == [mx.gpu(0), mx.gpu(1)]
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
+    assert train.get_context(train.parse_args([])) == [mx.cpu(0)]
+
+
 def test_pretrained_with_a_wrong_shape_names_the_parameter(dataset, tmp_path):
     bad = {'arg:face_rpn_cls_score_stride8_weight': mx.nd.zeros((3, 64, 1, 1))}
     mx.nd.save(str(tmp_path / 'bad-0000.params'), bad)
