@@ -69,8 +69,8 @@ def parse_args(argv=None):
     parser.add_argument('--max_iters', type=int, default=None,
                         help='stop after this many batches and save a checkpoint (0: save at once)')
     parser.add_argument('--fix_from_scratch', action='store_true',
-                        help='keep the LAYER_FIX layers (mnet: conv0, conv1 and their BatchNorms) at their '
-                             'random initialisation when training from scratch too')
+                        help='keep the LAYER_FIX convolutions (mnet: conv0, conv1) at their random '
+                             'initialisation when training from scratch too')
     parser.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1),
                         help='data-loading processes (0: load in the training process)')
     return parser.parse_args(argv)
@@ -207,11 +207,15 @@ def _fit(args, ctx, kv, sym, loader, distributed, is_chief):
         logger.info('resuming from %s-%04d', args.prefix, args.begin_epoch)
     elif args.pretrained:
         arg_params, aux_params = load_pretrained(args.pretrained, args.pretrained_epoch, arg_shapes, aux_shapes)
-    # LAYER_FIX belongs to runs on pretrained weights, resumed ones included (SPEC 5). From
-    # scratch, --fix_from_scratch keeps the random stem: its gradients are hundreds of times
-    # larger relative to its weights than the deeper layers', and short CPU runs learn faster
-    # without it moving (README, "Faithfulness notes").
-    fixed = get_fixed_params(sym, config) if args.pretrained or args.fix_from_scratch else []
+    # LAYER_FIX belongs to runs on pretrained weights, resumed ones included (SPEC 5).
+    fixed = get_fixed_params(sym, config) if args.pretrained else []
+    if args.fix_from_scratch and not args.pretrained:
+        # The random stem's gradients are hundreds of times larger relative to its weights than
+        # the deeper layers', and short CPU runs learn faster without it moving (README,
+        # "Faithfulness notes"). Its BatchNorms keep training: MXNet updates the running
+        # statistics in the backward pass, which it skips for a layer with nothing to learn,
+        # and statistics left at their initial 0 / 1 ruin the deployed model.
+        fixed = [name for name in get_fixed_params(sym, config) if not name.endswith(('_gamma', '_beta'))]
     if fixed:
         logger.info('fixed parameters (LAYER_FIX): %s', ', '.join(fixed))
 

@@ -146,12 +146,18 @@ def test_fix_from_scratch_keeps_the_random_stem(dataset, tmp_path):
     resumed = run_train('--dataset_path', dataset, '--prefix', prefix, '--max_iters', '2', '--fix_from_scratch',
                         '--begin_epoch', '1')
     assert resumed.returncode == 0, resumed.stderr
-    assert 'fixed parameters (LAYER_FIX): mobilenet0_conv0_weight' in resumed.stderr
-    p1, _ = load_params(prefix, 1)
-    p2, _ = load_params(prefix, 2)
-    for name in ('mobilenet0_conv0_weight', 'mobilenet0_batchnorm1_gamma', 'mobilenet0_conv1_weight'):
+    logged = re.search(r'fixed parameters \(LAYER_FIX\): (.*)', resumed.stderr).group(1)
+    assert logged.split(', ') == ['mobilenet0_conv0_weight', 'mobilenet0_conv1_weight']
+    p1, a1 = load_params(prefix, 1)
+    p2, a2 = load_params(prefix, 2)
+    for name in ('mobilenet0_conv0_weight', 'mobilenet0_conv1_weight'):
         np.testing.assert_array_equal(p1[name].asnumpy(), p2[name].asnumpy(), err_msg=name)
-    assert not np.array_equal(p1['mobilenet0_conv2_weight'].asnumpy(), p2['mobilenet0_conv2_weight'].asnumpy())
+    for name in ('mobilenet0_conv2_weight', 'mobilenet0_batchnorm0_gamma'):
+        assert not np.array_equal(p1[name].asnumpy(), p2[name].asnumpy()), name
+    # The stem's BatchNorm statistics are estimated (a deployable model), not left at 0 / 1.
+    for p in ('mobilenet0_batchnorm0_running_mean', 'mobilenet0_batchnorm1_running_var'):
+        assert not np.array_equal(a1[p].asnumpy(), a2[p].asnumpy()), p
+    assert np.abs(a2['mobilenet0_batchnorm0_running_mean'].asnumpy()).max() > 1.0
 
 
 def test_interrupt_saves_a_checkpoint(dataset, tmp_path):
