@@ -34,8 +34,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 
 from mtcnn.detector import MtcnnDetector  # noqa: E402
 from mtcnn.predictor import Predictor, load_net  # noqa: E402
-from rcnn.core.checkpoint import load_param_file  # noqa: E402
 from mtcnn.symbol import get_symbol  # noqa: E402
+from rcnn.core.checkpoint import load_param_file  # noqa: E402
 
 IMAGES = ('test01', 't4', 't6')
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from mtcnn.loader import ImageListIter, read_sample_list
 from mtcnn.metric import metrics
-from rcnn.core.checkpoint import load_param_file
 from mtcnn.symbol import INPUT_SIZE, get_symbol
+from rcnn.core.checkpoint import load_param_file
 from rcnn.fileio import atomic_path
 
 __all__ = ['train_net', 'init_params', 'save_checkpoint', 'main']

@@ -16,12 +16,12 @@ from mtcnn.evaluate import match
 from mtcnn.loader import ImageListIter, read_sample_list
 from mtcnn.ohem import LOSS_WEIGHTS, ohem_masks, register_ohem
 from mtcnn.predictor import Predictor
-from rcnn.core.checkpoint import load_param_file
 from mtcnn.samples import (FLIP_ORDER, SampleWriter, classify_iou, hard_samples,
                            landmark_samples, merge_lists, mirror_sample, normalise_landmarks,
                            pnet_samples, rotate_crop)
 from mtcnn.symbol import INPUT_SIZE, _prelu, get_symbol
 from mtcnn.train import init_params, save_checkpoint, train_net
+from rcnn.core.checkpoint import load_param_file
 
 MODELS = 'assets/models/mtcnn-mxnet'
 NETS = ('pnet', 'rnet', 'onet')

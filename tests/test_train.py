@@ -20,6 +20,7 @@ from rcnn.core.loader import CropLoader
 from rcnn.dataset.retinaface import retinaface
 from rcnn.dataset.synthetic import generate_widerface
 from rcnn.symbol import get_symbol_test, get_symbol_train
+from tools.launch import SERVE, free_port
 
 FAST = ['--network', 'mnet', '--dataset', 'retinaface', '--batch_images', '1', '--workers', '0', '--frequent', '1']
 
@@ -226,6 +227,16 @@ def test_two_cpu_contexts_update_like_one(dataset):
         assert relative < 0.05, (group, relative)
 
 
+def assert_two_workers_agree(worker_logs, prefix):
+    """Ranks 0 and 1 each logged one parameter digest, the same, and rank 0 saved the checkpoint."""
+    found = [digests(text) for text in worker_logs]
+    assert all(len(d) == 1 for d in found), worker_logs
+    assert found[0] == found[1]
+    ranks = sorted(re.search(r'worker (\d) of 2', text).group(1) for text in worker_logs)
+    assert ranks == ['0', '1']
+    assert os.path.isfile(prefix + '-0001.params')
+
+
 def test_dist_sync_workers_end_with_equal_parameters(dataset, tmp_path):
     prefix = str(tmp_path / 'dist')
     logs = tmp_path / 'logs'
@@ -235,12 +246,7 @@ def test_dist_sync_workers_end_with_equal_parameters(dataset, tmp_path):
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     worker_logs = [(logs / ('worker%d.log' % i)).read_text() for i in range(2)]
     assert result.returncode == 0, '\n'.join(worker_logs)
-    found = [digests(text) for text in worker_logs]
-    assert all(len(d) == 1 for d in found), worker_logs
-    assert found[0] == found[1]
-    ranks = sorted(re.search(r'worker (\d) of 2', text).group(1) for text in worker_logs)
-    assert ranks == ['0', '1']
-    assert os.path.isfile(prefix + '-0001.params')
+    assert_two_workers_agree(worker_logs, prefix)
 
 
 def test_resnet_starts_from_model_zoo_backbone_weights(dataset, tmp_path):
@@ -277,14 +283,12 @@ def test_resnet_starts_from_model_zoo_backbone_weights(dataset, tmp_path):
 def test_dist_sync_roles_started_by_hand_as_in_the_readme(dataset, tmp_path):
     """The README's several-host recipe on one host: each role is a process with only the
     DMLC_* variables the README lists (no launcher), the scheduler at 127.0.0.1."""
-    port = 9000 + os.getpid() % 1000
-    common = dict(os.environ, DMLC_PS_ROOT_URI='127.0.0.1', DMLC_PS_ROOT_PORT=str(port), DMLC_NUM_SERVER='1',
-                  DMLC_NUM_WORKER='2')
-    serve = [sys.executable, '-c', 'import mxnet']
+    common = dict(os.environ, DMLC_PS_ROOT_URI='127.0.0.1', DMLC_PS_ROOT_PORT=str(free_port()),
+                  DMLC_NUM_SERVER='1', DMLC_NUM_WORKER='2')
     prefix = str(tmp_path / 'byhand')
     work = [sys.executable, 'train.py'] + FAST + ['--dataset_path', dataset, '--prefix', prefix,
                                                   '--kvstore', 'dist_sync', '--max_iters', '2']
-    processes = [subprocess.Popen(serve, cwd=REPO, env=dict(common, DMLC_ROLE=role), stdout=subprocess.DEVNULL,
+    processes = [subprocess.Popen(SERVE, cwd=REPO, env=dict(common, DMLC_ROLE=role), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL) for role in ('scheduler', 'server')]
     workers = [subprocess.Popen(work, cwd=REPO, env=dict(common, DMLC_ROLE='worker'), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for _ in range(2)]
@@ -297,7 +301,4 @@ def test_dist_sync_roles_started_by_hand_as_in_the_readme(dataset, tmp_path):
         for p in processes + workers:
             if p.poll() is None:
                 p.kill()
-    assert sorted(re.search(r'worker (\d) of 2', text).group(1) for text in logs) == ['0', '1']
-    found = [digests(text) for text in logs]
-    assert all(len(d) == 1 for d in found) and found[0] == found[1], logs
-    assert os.path.isfile(prefix + '-0001.params')
+    assert_two_workers_agree(logs, prefix)
