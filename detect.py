@@ -80,7 +80,10 @@ def faces_json(det, landmarks):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    from rcnn import runtime
     from retinaface import RetinaFace
+    if args.gpu < 0:
+        runtime.configure_cpu_inference()
     try:
         images = list_images(args.image)
         detector = RetinaFace(args.prefix, args.epoch, ctx_id=args.gpu)

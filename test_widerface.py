@@ -25,6 +25,7 @@ from tqdm import tqdm
 from rcnn.dataset.label_file import read_label_file
 from rcnn.evaluation import widerface
 from rcnn.fileio import atomic_open
+from rcnn import runtime
 
 logger = logging.getLogger('test_widerface')
 
@@ -159,6 +160,8 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     logger.info('Called with argument: %s', args)
+    if args.gpu < 0:
+        runtime.configure_cpu_inference()
     detect_split(args)
 
 

@@ -14,6 +14,7 @@ import mxnet as mx
 from mtcnn.detector import MtcnnDetector
 from mtcnn.samples import read_image
 from rcnn.fileio import atomic_path
+from rcnn import runtime
 
 __all__ = ['draw', 'main']
 
@@ -45,6 +46,8 @@ def main(argv=None):
     parser.add_argument('--threshold', default='0.6,0.7,0.7')
     parser.add_argument('--gpu', type=int, default=-1, help='GPU id; -1 for CPU')
     args = parser.parse_args(argv)
+    if args.gpu < 0:
+        runtime.configure_cpu_inference()
     ctx = mx.gpu(args.gpu) if args.gpu >= 0 else mx.cpu()
     threshold = [float(t) for t in args.threshold.split(',')]
     detector = MtcnnDetector(args.pnet, args.rnet, args.onet, ctx, args.min_face_size, threshold)

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from mtcnn.boxes import iou
 from mtcnn.detector import MtcnnDetector
 from mtcnn.samples import load_annotations, read_image
+from rcnn import runtime
 
 __all__ = ['Counts', 'match', 'evaluate', 'main']
 
@@ -89,6 +90,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     threshold = [float(t) for t in args.threshold.split(',')]
+    runtime.configure_cpu_inference()
     detector = MtcnnDetector(args.pnet, args.rnet, args.onet, mx.cpu(), args.min_face_size, threshold)
     counts = evaluate(detector, load_annotations(args.label, args.images), args.min_gt)
     print('faces %d detections %d recall %.3f precision %.3f'

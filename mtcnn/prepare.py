@@ -18,6 +18,7 @@ import numpy as np
 from mtcnn.detector import MtcnnDetector
 from mtcnn.samples import generate, load_annotations
 from mtcnn.symbol import INPUT_SIZE
+from rcnn import runtime
 
 __all__ = ['prepare', 'main']
 
@@ -62,6 +63,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     threshold = [float(t) for t in args.threshold.split(',')]
+    runtime.configure_cpu_inference()  # mining runs the cascade one image at a time
     merged, counts = prepare(args.net, args.label, args.output, args.pnet, args.rnet, args.images,
                              args.min_face, args.min_face_size, threshold, not args.no_landmark, args.seed)
     print('%s: %s' % (merged, ', '.join('%s %d' % kv for kv in counts.items())))

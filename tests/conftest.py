@@ -38,6 +38,21 @@ def require_shared(relpath):
     return path
 
 
+@pytest.fixture(autouse=True)
+def cpu_runtime_requests(monkeypatch):
+    """Counts the entry points' requests for the CPU inference runtime, and ignores them.
+
+    Tests call ``main()`` of the command lines in this process; honouring the
+    request would switch the engine of the whole test process (the first MXNet
+    operation fixes it), so results would depend on test order. The runtime
+    itself is tested in child processes (tests/test_runtime.py).
+    """
+    from rcnn import runtime
+    requests = []
+    monkeypatch.setattr(runtime, 'configure_cpu_inference', lambda: requests.append('cpu'))
+    return requests
+
+
 @pytest.fixture
 def shared():
     """Fixture form: ``shared('golden/x.npz')`` returns the path or skips."""

@@ -654,12 +654,13 @@ def test_command_lines(tmp_path, capsys):
     assert 'faces 4 detections' in capsys.readouterr().out
 
 
-def test_demo_writes_annotated_image(tmp_path, capsys):
+def test_demo_writes_annotated_image(tmp_path, capsys, cpu_runtime_requests):
     from mtcnn import demo
     out = tmp_path / 'out.jpg'
     demo.main(['--image', str(require_shared('assets/images/test01.jpg')), '--out', str(out),
                '--pnet', released('pnet'), '--rnet', released('rnet'), '--onet', released('onet')])
     assert '8 faces' in capsys.readouterr().out
+    assert cpu_runtime_requests == ['cpu']
     assert cv2.imread(str(out)).shape == (480, 640, 3)
 
 

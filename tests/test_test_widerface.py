@@ -98,7 +98,7 @@ def run_args(root, out, *extra):
     return ['--dataset-path', str(root), '--image-set', 'val', '--output', str(out), '--prefix', 'm', *extra]
 
 
-def test_mode_wiring_parts_resume_and_overwrite(tmp_path, fake_detector):
+def test_mode_wiring_parts_resume_and_overwrite(tmp_path, fake_detector, cpu_runtime_requests):
     root = make_dataset(tmp_path / 'data', size=(64, 36))
     out = tmp_path / 'out'
 
@@ -110,10 +110,12 @@ def test_mode_wiring_parts_resume_and_overwrite(tmp_path, fake_detector):
     assert call['threshold'] == 0.02 and call['do_flip'] is True
     assert call['scales'] == test_widerface.get_scales((36, 64), 1)[0]
     assert sorted(p.name for p in (out / EVENT).iterdir()) == [NAMES[1] + '.txt']
+    assert cpu_runtime_requests == ['cpu']  # --gpu -1 asks for the CPU inference runtime
 
     test_widerface.main(run_args(root, out, '--mode', '2'))  # resumes: the two remaining images only
     detector = fake_detector.instances[-1]
     assert detector.kwargs['vote'] is False and detector.kwargs['ctx_id'] == 0
+    assert cpu_runtime_requests == ['cpu']  # not on a GPU
     assert len(detector.calls) == 2
     assert sorted(p.name for p in (out / EVENT).iterdir()) == sorted(n + '.txt' for n in NAMES)
 
