@@ -1,11 +1,10 @@
 """Benchmark of MtcnnDetector.detect() on the shared photos.
 
     python bench/mtcnn.py [--repeat 15] [--shared ../shared]
-    OMP_NUM_THREADS=2 python bench/mtcnn.py     # MXNet's operator threads (see below)
 
 For each of test01.jpg, t4.jpg and t6.jpg it prints the median detect() time
 and the summed bare forward time of the three nets inside it (Predictor calls:
-copy in, forward, copy out) for two runs of the same cascade code:
+copy in, forward, copy out) for two cascades:
 
 - ours: the nets of ``mtcnn.predictor.load_net``, i.e. the test graphs in
   their oneDNN form (``prelu='onednn'``, P-Net's heads as one convolution) and
@@ -14,15 +13,28 @@ copy in, forward, copy out) for two runs of the same cascade code:
   implementation does: the stock test graphs (``LeakyReLU`` PReLU), a fresh
   executor bound for every P-Net pyramid level, and R-Net / O-Net fed in fixed
   batches of 256 / 16 (the original's defaults). Box arithmetic, NMS and crops
-  are ours in both runs, so the orig. column is faster than the original.
+  are ours in both, so the orig. column is faster than the original.
 
-Both runs must return identical boxes; the ratio column is orig. / ours.
+Each cascade runs in three MXNet runtimes, each in its own child process (the
+engine is chosen once per process):
 
-MXNet reserves one core for its engine, so on a 2-core machine operators run
-on one OpenMP thread unless OMP_NUM_THREADS is set; the header says which.
+- default: MXNet's threaded engine, OMP_NUM_THREADS and MXNET_ENGINE_TYPE
+  unset (on 2 cores operators get one OpenMP thread); the original runs this way;
+- configured: ``rcnn.runtime.configure_cpu_inference``, called as the MTCNN
+  command lines call it (naive engine, one OpenMP thread per CPU for oneDNN;
+  MXNet's own kernels keep the thread count chosen at import);
+- naive-env: MXNET_ENGINE_TYPE=NaiveEngine and OMP_NUM_THREADS=<CPUs> set
+  before the child starts, so MXNet's own kernels (the stock PReLU of orig.)
+  use every CPU too.
+
+All six runs must return identical boxes. The first table compares the two
+cascades within each runtime (ratio orig. / ours); the next two compare them as
+their programs run (ours configured, orig. default), and each in its fastest runtime.
 """
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 
@@ -36,8 +48,10 @@ from mtcnn.detector import MtcnnDetector  # noqa: E402
 from mtcnn.predictor import Predictor, load_net  # noqa: E402
 from mtcnn.symbol import get_symbol  # noqa: E402
 from rcnn.core.checkpoint import load_param_file  # noqa: E402
+from rcnn.runtime import configure_cpu_inference  # noqa: E402
 
 IMAGES = ('test01', 't4', 't6')
+RUNTIMES = ('default', 'configured', 'naive-env')
 
 
 class TimedPredictor:
@@ -106,30 +120,82 @@ def measure(detector, timed, img, repeat):
     return np.median(totals), np.median(forwards), boxes
 
 
+def runtime_environment(runtime):
+    """The child's environment: MXNet's defaults, except what ``runtime`` sets before start."""
+    env = {k: v for k, v in os.environ.items() if k not in ('MXNET_ENGINE_TYPE', 'OMP_NUM_THREADS')}
+    if runtime == 'naive-env':
+        env.update(MXNET_ENGINE_TYPE='NaiveEngine', OMP_NUM_THREADS=str(len(os.sched_getaffinity(0))))
+    return env
+
+
+def run_runtime(runtime, repeat, shared):
+    """Measure both cascades on every image in a child process that uses ``runtime``."""
+    command = [sys.executable, os.path.abspath(__file__), '--runtime', runtime, '--repeat', str(repeat),
+               '--shared', shared]
+    result = subprocess.run(command, env=runtime_environment(runtime), capture_output=True, text=True)
+    if result.returncode:
+        sys.exit('the %s runtime failed:\n%s' % (runtime, result.stderr))
+    return json.loads(result.stdout)
+
+
+def measure_here(runtime, repeat, shared):
+    """Rows of the current process, which uses ``runtime``: times (ms) and boxes of each image."""
+    if runtime == 'configured':
+        configure_cpu_inference()
+    models = os.path.join(shared, 'assets', 'models', 'mtcnn-mxnet')
+    ours, ours_timed = build(models, original_style=False)
+    original, original_timed = build(models, original_style=True)
+    rows = {}
+    for name in IMAGES:
+        img = cv2.imread(os.path.join(shared, 'assets', 'images', name + '.jpg'))
+        if img is None:
+            sys.exit('cannot read %s.jpg under %s/assets/images' % (name, shared))
+        total, forward, boxes = measure(ours, ours_timed, img, repeat)
+        base_total, base_forward, base_boxes = measure(original, original_timed, img, repeat)
+        if not np.array_equal(boxes, base_boxes):
+            sys.exit('%s: the two cascades disagree in the %s runtime' % (name, runtime))
+        rows[name] = {'ours': [total * 1e3, forward * 1e3], 'orig': [base_total * 1e3, base_forward * 1e3],
+                      'boxes': boxes.tolist()}
+    return rows
+
+
+def print_comparison(title, ours, original):
+    """One row per image: ours and orig. detect() (ms, each from the runtime named) and their ratio."""
+    print('\n' + title)
+    print('%-8s %-22s %-22s %7s' % ('image', 'detect', 'orig. detect', 'ratio'))
+    for name in IMAGES:
+        print('%-8s %-22s %-22s %6.2fx' % (name, '%.1f (%s)' % ours[name], '%.1f (%s)' % original[name],
+                                           original[name][0] / ours[name][0]))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--repeat', type=int, default=15)
     parser.add_argument('--shared', default=os.environ.get(
         'RETINAFACE_SHARED', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared')))
+    parser.add_argument('--runtime', choices=RUNTIMES,
+                        help='measure in this process with this runtime only and print JSON (the children)')
     args = parser.parse_args()
-    models = os.path.join(args.shared, 'assets', 'models', 'mtcnn-mxnet')
-    ours, ours_timed = build(models, original_style=False)
-    original, original_timed = build(models, original_style=True)
-    print('MXNet %s, OMP_NUM_THREADS=%s, %d CPUs, median of %d runs, milliseconds'
-          % (mx.__version__, os.environ.get('OMP_NUM_THREADS', 'unset'), os.cpu_count(), args.repeat))
-    print('%-8s %6s %9s %9s %14s %14s %7s' % ('image', 'faces', 'detect', 'forward', 'orig. detect',
-                                              'orig. forward', 'ratio'))
+    if args.runtime:
+        print(json.dumps(measure_here(args.runtime, args.repeat, args.shared)))
+        return
+    results = {runtime: run_runtime(runtime, args.repeat, args.shared) for runtime in RUNTIMES}
     for name in IMAGES:
-        img = cv2.imread(os.path.join(args.shared, 'assets', 'images', name + '.jpg'))
-        if img is None:
-            sys.exit('cannot read %s.jpg under %s/assets/images' % (name, args.shared))
-        total, forward, boxes = measure(ours, ours_timed, img, args.repeat)
-        base_total, base_forward, base_boxes = measure(original, original_timed, img, args.repeat)
-        if not np.array_equal(boxes, base_boxes):
-            sys.exit('%s: the two runs disagree' % name)
-        print('%-8s %6d %9.1f %9.1f %14.1f %14.1f %6.2fx' % (name, len(boxes), total * 1e3, forward * 1e3,
-                                                             base_total * 1e3, base_forward * 1e3,
-                                                             base_total / total))
+        if any(results[r][name]['boxes'] != results['default'][name]['boxes'] for r in RUNTIMES):
+            sys.exit('%s: the runtimes disagree' % name)
+    print('MXNet %s, %d CPUs, median of %d runs, milliseconds' % (mx.__version__, os.cpu_count(), args.repeat))
+    print('%-8s %6s %-10s %9s %9s %14s %14s %7s' % ('image', 'faces', 'runtime', 'detect', 'forward',
+                                                     'orig. detect', 'orig. forward', 'ratio'))
+    for name in IMAGES:
+        for runtime in RUNTIMES:
+            row = results[runtime][name]
+            print('%-8s %6d %-10s %9.1f %9.1f %14.1f %14.1f %6.2fx'
+                  % (name, len(row['boxes']), runtime, *row['ours'], *row['orig'], row['orig'][0] / row['ours'][0]))
+    print_comparison('as the programs run (MTCNN command lines configured, the original in the default runtime)',
+                     {n: (results['configured'][n]['ours'][0], 'configured') for n in IMAGES},
+                     {n: (results['default'][n]['orig'][0], 'default') for n in IMAGES})
+    best = {side: {n: min((results[r][n][side][0], r) for r in RUNTIMES) for n in IMAGES} for side in ('ours', 'orig')}
+    print_comparison('each in its fastest runtime', best['ours'], best['orig'])
 
 
 if __name__ == '__main__':

@@ -29,5 +29,10 @@ def test_mtcnn_benchmark_prints_its_table():
     result = subprocess.run([sys.executable, 'bench/mtcnn.py', '--repeat', '1', '--shared', str(shared)],
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    rows = [line.split() for line in result.stdout.splitlines()]
-    assert [row[0] for row in rows if row and row[0] in ('test01', 't4', 't6')] == ['test01', 't4', 't6'], result.stdout
+    images = ('test01', 't4', 't6')
+    rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] and line.split()[0] in images]
+    # one row per image and runtime, then the two comparisons (ratios) of each image
+    assert [(row[0], row[2]) for row in rows[:9]] == [(image, runtime) for image in images
+                                                      for runtime in ('default', 'configured', 'naive-env')]
+    assert [row[0] for row in rows[9:]] == list(images) * 2, result.stdout
+    assert all(row[-1].endswith('x') for row in rows), result.stdout
