@@ -233,6 +233,9 @@ def _fit(args, ctx, kv, sym, loader, distributed, is_chief):
                     'a resumed run restarts the momentum')
 
     def save(epoch):
+        # The engine does not order BatchNorm's update of its running statistics before
+        # get_params' copies: without the wait a checkpoint can miss the last batches' update.
+        mx.nd.waitall()
         arg, aux = mod.get_params()
         if is_chief:
             save_checkpoint(args.prefix, epoch, deploy, arg, aux, module=None if distributed else mod)

@@ -140,6 +140,26 @@ def test_from_scratch_fixes_nothing_and_resume_continues(dataset, tmp_path):
                               p2['face_rpn_bbox_pred_stride8_weight'].asnumpy())
 
 
+def test_checkpoint_equals_a_sequential_run(dataset, tmp_path):
+    """The checkpoint after 3 batches, BatchNorm running statistics included, equals that of
+    MXNet's naive engine, which runs every operation in program order (without a wait
+    before reading the parameters, 80 running statistics missed their last update)."""
+    params = {}
+    for engine in ('ThreadedEnginePerDevice', 'NaiveEngine'):
+        prefix = str(tmp_path / engine)
+        result = subprocess.run([sys.executable, 'train.py'] + FAST + ['--dataset_path', dataset, '--prefix', prefix,
+                                                                    '--max_iters', '3'],
+                                cwd=REPO, capture_output=True, text=True, timeout=600,
+                                env=dict(os.environ, MXNET_ENGINE_TYPE=engine))
+        assert result.returncode == 0, result.stderr
+        params[engine] = mx.nd.load(prefix + '-0001.params')
+    threaded, sequential = params['ThreadedEnginePerDevice'], params['NaiveEngine']
+    assert sorted(threaded) == sorted(sequential)
+    assert any(k.startswith('aux:') and k.endswith('_running_var') for k in threaded)
+    for key in threaded:
+        np.testing.assert_array_equal(threaded[key].asnumpy(), sequential[key].asnumpy(), err_msg=key)
+
+
 def test_fix_from_scratch_keeps_the_random_stem(dataset, tmp_path):
     prefix = str(tmp_path / 'stem')
     first = run_train('--dataset_path', dataset, '--prefix', prefix, '--max_iters', '1', '--fix_from_scratch')
