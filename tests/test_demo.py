@@ -19,6 +19,9 @@ def run_demo(tmp_path, epochs):
 def test_demo_runs_every_stage_and_resumes(tmp_path):
     first = run_demo(tmp_path, epochs=1)
     assert 'Demo finished' in first
+    # MXNet logs the engine when it is not the default; the training step runs the naive one
+    training = first.split('train.py --network')[1].split('test_widerface.py --mode')[0]
+    assert 'MXNet start using engine: NaiveEngine' in training, first
     predictions = tmp_path / 'out' / 'predictions-0001'
     for name in ('widerface_eval.json', 'widerface_pr.png'):
         assert (predictions / name).is_file(), name
