@@ -22,10 +22,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from rcnn import runtime
 from rcnn.dataset.label_file import read_label_file
 from rcnn.evaluation import widerface
 from rcnn.fileio import atomic_open
-from rcnn import runtime
 
 logger = logging.getLogger('test_widerface')
 

@@ -48,7 +48,7 @@ from mtcnn.detector import MtcnnDetector  # noqa: E402
 from mtcnn.predictor import Predictor, load_net  # noqa: E402
 from mtcnn.symbol import get_symbol  # noqa: E402
 from rcnn.core.checkpoint import load_param_file  # noqa: E402
-from rcnn.runtime import configure_cpu_inference  # noqa: E402
+from rcnn.runtime import configure_cpu_inference, usable_cpus  # noqa: E402
 
 IMAGES = ('test01', 't4', 't6')
 RUNTIMES = ('default', 'configured', 'naive-env')
@@ -124,7 +124,7 @@ def runtime_environment(runtime):
     """The child's environment: MXNet's defaults, except what ``runtime`` sets before start."""
     env = {k: v for k, v in os.environ.items() if k not in ('MXNET_ENGINE_TYPE', 'OMP_NUM_THREADS')}
     if runtime == 'naive-env':
-        env.update(MXNET_ENGINE_TYPE='NaiveEngine', OMP_NUM_THREADS=str(len(os.sched_getaffinity(0))))
+        env.update(MXNET_ENGINE_TYPE='NaiveEngine', OMP_NUM_THREADS=str(usable_cpus()))
     return env
 
 

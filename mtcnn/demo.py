@@ -13,8 +13,8 @@ import mxnet as mx
 
 from mtcnn.detector import MtcnnDetector
 from mtcnn.samples import read_image
-from rcnn.fileio import atomic_path
 from rcnn import runtime
+from rcnn.fileio import atomic_path
 
 __all__ = ['draw', 'main']
 

@@ -30,7 +30,7 @@ def test_mtcnn_benchmark_prints_its_table():
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     images = ('test01', 't4', 't6')
-    rows = [line.split() for line in result.stdout.splitlines() if line.split()[:1] and line.split()[0] in images]
+    rows = [row for row in map(str.split, result.stdout.splitlines()) if row and row[0] in images]
     # one row per image and runtime, then the two comparisons (ratios) of each image
     assert [(row[0], row[2]) for row in rows[:9]] == [(image, runtime) for image in images
                                                       for runtime in ('default', 'configured', 'naive-env')]

@@ -32,9 +32,9 @@ def dataset(tmp_path_factory):
     return str(root)
 
 
-def run_train(*args):
+def run_train(*args, env=None):
     return subprocess.run([sys.executable, 'train.py'] + FAST + list(args), cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, env=env)
 
 
 def digests(text):
@@ -147,10 +147,8 @@ def test_checkpoint_equals_a_sequential_run(dataset, tmp_path):
     params = {}
     for engine in ('ThreadedEnginePerDevice', 'NaiveEngine'):
         prefix = str(tmp_path / engine)
-        result = subprocess.run([sys.executable, 'train.py'] + FAST + ['--dataset_path', dataset, '--prefix', prefix,
-                                                                    '--max_iters', '3'],
-                                cwd=REPO, capture_output=True, text=True, timeout=600,
-                                env=dict(os.environ, MXNET_ENGINE_TYPE=engine))
+        result = run_train('--dataset_path', dataset, '--prefix', prefix, '--max_iters', '3',
+                           env=dict(os.environ, MXNET_ENGINE_TYPE=engine))
         assert result.returncode == 0, result.stderr
         params[engine] = mx.nd.load(prefix + '-0001.params')
     threaded, sequential = params['ThreadedEnginePerDevice'], params['NaiveEngine']
