@@ -11,7 +11,6 @@ skipped; the exit status is then 1.
 """
 import argparse
 import json
-import logging
 import os
 import sys
 
@@ -19,11 +18,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from rcnn.cli import setup_logging
+from rcnn.draw import draw_detections
 from rcnn.fileio import atomic_open, atomic_path
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
-# BGR colours of the five landmarks: eyes, nose, mouth corners.
-LANDMARK_COLORS = [(0, 0, 255), (0, 255, 255), (255, 0, 255), (0, 255, 0), (255, 0, 0)]
 
 
 def parse_args(argv=None):
@@ -53,19 +52,6 @@ def list_images(path):
     return [path]
 
 
-def draw_faces(img, det, landmarks):
-    """A copy of ``img`` with boxes, scores and landmarks drawn."""
-    out = img.copy()
-    for i, (x1, y1, x2, y2, score) in enumerate(det):
-        p1, p2 = (int(round(x1)), int(round(y1))), (int(round(x2)), int(round(y2)))
-        cv2.rectangle(out, p1, p2, (0, 255, 0), 2)
-        cv2.putText(out, '%.3f' % score, (p1[0], max(p1[1] - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 255, 0), 1)
-        if landmarks is not None:
-            for (x, y), color in zip(landmarks[i], LANDMARK_COLORS):
-                cv2.circle(out, (int(round(x)), int(round(y))), 2, color, -1)
-    return out
-
-
 def faces_json(det, landmarks):
     """JSON-ready list of {'box', 'score', 'landmarks'} for (N, 5) det and (N, 5, 2) landmarks."""
     faces = []
@@ -79,7 +65,7 @@ def faces_json(det, landmarks):
 
 def main(argv=None):
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    setup_logging()
     from rcnn import runtime
     from retinaface import RetinaFace
     if args.gpu < 0:
@@ -101,7 +87,7 @@ def main(argv=None):
         det, landmarks = detector.detect(img, threshold=args.thresh, scales=args.scales, do_flip=args.flip)
         out_path = os.path.join(args.output, os.path.basename(path))
         with atomic_path(out_path) as tmp:
-            if not cv2.imwrite(tmp, draw_faces(img, det, landmarks)):
+            if not cv2.imwrite(tmp, draw_detections(img, det, landmarks)):
                 raise OSError('cannot write image %s' % out_path)
         results.append({'image': path, 'output': out_path, 'faces': faces_json(det, landmarks)})
         print('%s: %d faces -> %s' % (path, det.shape[0], out_path))

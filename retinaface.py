@@ -9,7 +9,6 @@ only the anchors above the threshold are decoded.
 Boxes are x1, y1, x2, y2 in pixels of the input image (+1 convention), landmarks
 are 5 (x, y) points: left eye, right eye, nose, left and right mouth corners.
 """
-import collections
 import logging
 import os
 
@@ -17,54 +16,42 @@ import cv2
 import mxnet as mx
 import numpy as np
 
+from rcnn.contract import (DEFAULT_ANCHORS, LANDMARK_FLIP_ORDER, LANDMARK_POINTS, anchor_settings, recorded_anchors,
+                           same_anchors)
 from rcnn.core.checkpoint import load_param_file
+from rcnn.core.executor import ShapeCachedExecutor
 from rcnn.processing.bbox_transform import clip_boxes, landmark_pred, nonlinear_pred
+from rcnn.processing.box_ops import pairwise_overlap
 from rcnn.processing.generate_anchor import anchors_plane, generate_anchors_fpn
 from rcnn.processing.nms import cpu_nms_wrapper
 
+__all__ = ['RetinaFace', 'anchor_settings', 'bbox_vote', 'load_checkpoint']
+
 logger = logging.getLogger(__name__)
 
-# Landmark order after a horizontal flip: the eyes and the mouth corners swap.
-_FLIP_LANDMARK_ORDER = [1, 0, 2, 4, 3]
-LANDMARK_POINTS = 5
 _MAX_VOTE_DETECTIONS = 750
 
-# What is kept per input shape: the float32 (1, 3, H, W) input, its bound executor and
-# the anchors of its feature maps ({stride: (H*W*A, 4) float32}, filled on first use).
-_Slot = collections.namedtuple('_Slot', ['buffer', 'executor', 'anchors'])
 
+def detector_anchors(network, symbol, source):
+    """Strides and anchor configuration for a detector: the symbol's record (``rcnn.contract``), else ``network``.
 
-def anchor_settings(network):
-    """Strides (descending) and anchor configuration of a detector ``network`` name.
+    Args:
+        network: an anchor layout name (``rcnn.contract.ANCHOR_PRESETS``) or None
+            (the record, else the released models' layout).
+        symbol: the deploy symbol.
+        source: the symbol's file, named in errors.
 
-    'net3' (the released models): strides 32/16/8, anchor scales (32, 16), (8, 4), (2, 1);
-    'net4' adds stride 4 with (2, 1); 'net5' has strides 64..4 with three scales per
-    stride in steps of 2^(1/3); 'net6' strides 128..4 with one scale each. The 'a'
-    variants ('net3a', 'net4a', 'net5a') add the aspect ratio 1.5.
+    Raises:
+        ValueError: ``network`` is given and differs from the layout the symbol records.
     """
-    base, _, variant = network.partition('net')
-    if base or variant not in ('3', '3a', '4', '4a', '5', '5a', '6'):
-        raise ValueError('unsupported network %r; use net3, net3a, net4, net4a, net5, net5a or net6' % network)
-    ratios = (1.0, 1.5) if variant.endswith('a') else (1.0,)
-    levels = int(variant[0])
-    if levels == 5:
-        # Scales 1, 2^(1/3), 2^(2/3), 2, ... multiplied up in turn (as the original rounds them).
-        step, scale, scales = 2.0 ** (1.0 / 3), 1.0, {}
-        for stride in (4, 8, 16, 32, 64):
-            level_scales = []
-            for _ in range(3):
-                level_scales.append(scale)
-                scale *= step
-            scales[stride] = tuple(level_scales)
-    elif levels == 6:
-        scales = {128: (32,), 64: (16,), 32: (8,), 16: (4,), 8: (2,), 4: (1,)}
-    else:
-        scales = {32: (32, 16), 16: (8, 4), 8: (2, 1), 4: (2, 1)}
-        if levels == 3:
-            del scales[4]
-    cfg = {str(s): {'SCALES': v, 'BASE_SIZE': 16, 'RATIOS': ratios, 'ALLOWED_BORDER': 9999}
-           for s, v in scales.items()}
-    return sorted(scales, reverse=True), cfg
+    recorded = recorded_anchors(symbol)
+    if network is None:
+        return recorded or anchor_settings(DEFAULT_ANCHORS)
+    named = anchor_settings(network)
+    if recorded is not None and not same_anchors(recorded, named):
+        raise ValueError('%s records anchors %s, but network=%r has %s; pass network=None to use the recorded ones'
+                         % (source, recorded[1], network, named[1]))
+    return named
 
 
 def load_checkpoint(prefix, epoch):
@@ -94,14 +81,7 @@ def bbox_vote(det, threshold):
     det = np.asarray(det, dtype=np.float64)
     kept = []
     while det.shape[0] > 0:
-        area = (det[:, 2] - det[:, 0] + 1) * (det[:, 3] - det[:, 1] + 1)
-        xx1 = np.maximum(det[0, 0], det[:, 0])
-        yy1 = np.maximum(det[0, 1], det[:, 1])
-        xx2 = np.minimum(det[0, 2], det[:, 2])
-        yy2 = np.minimum(det[0, 3], det[:, 3])
-        inter = np.maximum(0.0, xx2 - xx1 + 1) * np.maximum(0.0, yy2 - yy1 + 1)
-        overlap = inter / (area[0] + area - inter)
-        merge = overlap >= threshold
+        merge = pairwise_overlap(det[:1], det)[0] >= threshold
         cluster = det[merge]
         det = det[~merge]
         if cluster.shape[0] <= 1:
@@ -125,99 +105,70 @@ class RetinaFace:
     Args:
         prefix, epoch: checkpoint ``prefix-symbol.json`` + ``prefix-%04d.params``.
         ctx_id: GPU id, or -1 for the CPU.
-        network: anchor configuration name (``anchor_settings``); 'net3' for the released models.
+        network: anchor layout name (``rcnn.contract.ANCHOR_PRESETS``, e.g. 'net3' for
+            the released models); None takes the layout the checkpoint records
+            (``train.py`` checkpoints do), else 'net3'. A name that disagrees with the
+            record is an error.
         nms: NMS IoU threshold (also the bbox-voting threshold).
         nocrop: pad the network input with zeros to a multiple of 32.
-        decay4: factor on the scores of stride 4 (networks with a stride-4 level).
+        decay4: factor on the scores of stride 4 (layouts with a stride-4 level).
         vote: bbox voting instead of NMS (no landmarks returned).
     """
 
     # Input shapes whose executors stay bound.
     max_cached_shapes = 8
 
-    def __init__(self, prefix, epoch, ctx_id=0, network='net3', nms=0.4, nocrop=False, decay4=0.5, vote=False):
+    def __init__(self, prefix, epoch, ctx_id=0, network=None, nms=0.4, nocrop=False, decay4=0.5, vote=False):
+        symbol, arg_params, aux_params = load_checkpoint(prefix, epoch)
         self.ctx_id = ctx_id
-        self.network = network
+        self.ctx = mx.cpu() if ctx_id < 0 else mx.gpu(ctx_id)
+        strides, anchor_cfg = detector_anchors(network, symbol, '%s-symbol.json' % prefix)
+        forward = ShapeCachedExecutor(symbol, arg_params, aux_params, self.ctx, max_shapes=self.max_cached_shapes,
+                                      source='%s-%04d.params' % (prefix, epoch))
+        self._setup(forward, len(symbol.list_outputs()), strides, anchor_cfg, '%s-symbol.json' % prefix,
+                    nms, nocrop, decay4, vote)
+
+    def _setup(self, forward, num_outputs, strides, anchor_cfg, source, nms, nocrop, decay4, vote):
+        """Everything but the network: anchors, output layout and post-processing settings.
+
+        ``forward`` maps a float32 (1, 3, H, W) RGB input to the deploy outputs
+        (``rcnn.contract``) as NumPy arrays, and offers ``input_buffer(shape)``.
+        """
+        per_stride = num_outputs // len(strides)
+        if num_outputs % len(strides) or per_stride not in (2, 3):
+            raise ValueError('%s has %d outputs; with anchor strides %s the detector needs 2 or 3 per stride'
+                             % (source, num_outputs, strides))
+        self._forward_net = forward
+        self._feat_stride_fpn = strides
+        base_anchors = generate_anchors_fpn(dense_anchor=False, cfg=anchor_cfg)
+        self._anchors_fpn = {s: a.astype(np.float32) for s, a in zip(strides, base_anchors)}
+        self._num_anchors = {s: a.shape[0] for s, a in self._anchors_fpn.items()}
+        self._anchor_planes = {}
+        self._outputs_per_stride = per_stride
+        self.use_landmarks = per_stride == 3
         self.nms_threshold = nms
+        self.nms = cpu_nms_wrapper(nms)
         self.nocrop = nocrop
         self.decay4 = decay4
         self.vote = vote
-        self._feat_stride_fpn, anchor_cfg = anchor_settings(network)
-        base_anchors = generate_anchors_fpn(dense_anchor=False, cfg=anchor_cfg)
-        self._anchors_fpn = {s: a.astype(np.float32) for s, a in zip(self._feat_stride_fpn, base_anchors)}
-        self._num_anchors = {s: a.shape[0] for s, a in self._anchors_fpn.items()}
-        self.nms = cpu_nms_wrapper(nms)
 
-        symbol, arg_params, aux_params = load_checkpoint(prefix, epoch)
-        num_outputs = len(symbol.list_outputs())
-        per_stride = num_outputs // len(self._feat_stride_fpn)
-        if num_outputs % len(self._feat_stride_fpn) or per_stride not in (2, 3):
-            raise ValueError('%s-symbol.json has %d outputs; network %r needs 2 or 3 per stride %s'
-                             % (prefix, num_outputs, network, self._feat_stride_fpn))
-        self.use_landmarks = per_stride == 3
-        self._outputs_per_stride = per_stride
-        self.ctx = mx.cpu() if ctx_id < 0 else mx.gpu(ctx_id)
-        self._symbol = symbol
-        self._params = self._checked_params(symbol, arg_params, aux_params, '%s-%04d.params' % (prefix, epoch))
-        self._slots = collections.OrderedDict()
-        self._base_executor = None
-
-    def _checked_params(self, symbol, arg_params, aux_params, params_file):
-        args = [a for a in symbol.list_arguments() if a != 'data']
-        aux = symbol.list_auxiliary_states()
-        missing = [n for n in args if n not in arg_params] + [n for n in aux if n not in aux_params]
-        if missing:
-            raise ValueError('%s lacks %d parameters of the symbol: %s'
-                             % (params_file, len(missing), ', '.join(missing)))
-        return ({n: arg_params[n].as_in_context(self.ctx) for n in args},
-                {n: aux_params[n].as_in_context(self.ctx) for n in aux})
-
-    def _slot(self, shape):
-        """The ``_Slot`` of a (1, 3, H, W) input: bound once per shape.
-
-        At most ``max_cached_shapes`` are kept (least recently used dropped); all share
-        the parameters and the intermediate memory of the first executor, as
-        ``Module.reshape`` does in the original.
-        """
-        slot = self._slots.get(shape)
-        if slot is not None:
-            self._slots.move_to_end(shape)
-            return slot
-        buffer = np.zeros(shape, dtype=np.float32)
-        if self.ctx.device_type == 'cpu':
-            # The executor reads the NumPy buffer in place: no copy per call. MXNet flags it
-            # read-only; writing it is safe here because every forward's outputs are read
-            # back (synchronously) before the buffer is written again.
-            data = mx.nd.from_numpy(buffer, zero_copy=True)
-            buffer.flags.writeable = True
-        else:
-            data = mx.nd.zeros(shape, ctx=self.ctx)
-        logger.debug('binding an executor for input shape %s', shape)
-        args, aux = self._params
-        exe = self._symbol.bind(self.ctx, args=dict(args, data=data), aux_states=aux, grad_req='null',
-                                shared_exec=self._base_executor)
-        if self._base_executor is None:
-            self._base_executor = exe
-        if len(self._slots) >= self.max_cached_shapes:
-            self._slots.popitem(last=False)
-        slot = self._slots[shape] = _Slot(buffer, exe, {})
-        return slot
+    def _anchor_plane(self, stride, height, width):
+        """(H*W*A, 4) float32 anchors of a stride's H x W feature map, computed once per size."""
+        key = (stride, height, width)
+        plane = self._anchor_planes.get(key)
+        if plane is None:
+            plane = anchors_plane(height, width, stride, self._anchors_fpn[stride]).reshape(-1, 4)
+            self._anchor_planes[key] = plane
+        return plane
 
     def _forward(self, im):
-        """Network outputs (NumPy) for a BGR (H, W, 3) image fed as RGB float32 (1, 3, H, W),
-        and the anchor cache of that input shape."""
-        slot = self._slot((1, 3) + im.shape[:2])
-        slot.buffer[0] = im.transpose(2, 0, 1)[::-1]
-        data = slot.executor.arg_dict['data']
-        if data.context.device_type != 'cpu':
-            data[:] = slot.buffer
-        slot.executor.forward(is_train=False)
-        return [out.asnumpy() for out in slot.executor.outputs], slot.anchors
+        """Network outputs (NumPy) for a BGR (H, W, 3) image fed as RGB float32 (1, 3, H, W)."""
+        buffer = self._forward_net.input_buffer((1, 3) + im.shape[:2])
+        buffer[0] = im.transpose(2, 0, 1)[::-1]
+        return self._forward_net(buffer)
 
-    def _decode(self, net_out, anchor_cache, im_shape, threshold):
+    def _decode(self, net_out, im_shape, threshold):
         """Candidates of one network pass: the anchors whose face probability is >= threshold.
-
-        ``anchor_cache`` keeps the anchors of the pass's feature maps per stride.
 
         Returns:
             boxes (n, 4) float64 clipped to ``im_shape``, scores (n, 1) float32 (stride 4
@@ -238,9 +189,7 @@ class RetinaFace:
             if stride == 4 and self.decay4 < 1.0:
                 level_scores *= self.decay4
             scores.append(level_scores)
-            if stride not in anchor_cache:
-                anchor_cache[stride] = anchors_plane(height, width, stride, self._anchors_fpn[stride]).reshape(-1, 4)
-            anchors.append(anchor_cache[stride][keep])
+            anchors.append(self._anchor_plane(stride, height, width)[keep])
             # Only the kept anchors' deltas: channel a * len + k at position h * W + w.
             anchor_idx, position = keep % num_anchors, keep // num_anchors
             box_deltas.append(outs[1][0].reshape(num_anchors, -1, height * width)[anchor_idx, :, position])
@@ -277,7 +226,7 @@ class RetinaFace:
                 im = scaled[:, ::-1, :] if flip else scaled
                 if self.nocrop:
                     im = self._pad_to_32(im)
-                candidates = self._decode(*self._forward(im), im.shape, threshold)
+                candidates = self._decode(self._forward(im), im.shape, threshold)
                 if candidates is None:
                     continue
                 boxes, scores, landmarks = candidates
@@ -290,7 +239,7 @@ class RetinaFace:
                 if landmarks is not None:
                     if flip:
                         landmarks[:, :, 0] = im.shape[1] - landmarks[:, :, 0] - 1
-                        landmarks = landmarks[:, _FLIP_LANDMARK_ORDER]
+                        landmarks = landmarks[:, LANDMARK_FLIP_ORDER]
                     landmarks /= im_scale
                     landmarks_list.append(landmarks)
 

@@ -10,8 +10,8 @@ detections, then one ``x y w h score`` line per detection, as the original
 script wrote it.  Files that already exist are skipped unless ``--overwrite``,
 so an interrupted run resumes where it stopped.
 
-Modes (SPEC section 7): 0 single scale (short side 1600, long side <= 2150);
-1 five-scale pyramid with flip and bbox voting; 2 pyramid with flip, NMS.
+Modes: 0 single scale (short side 1600, long side <= 2150); 1 five-scale pyramid
+with flip and bbox voting; 2 pyramid with flip, NMS.
 """
 import argparse
 import logging
@@ -23,9 +23,11 @@ import numpy as np
 from tqdm import tqdm
 
 from rcnn import runtime
+from rcnn.cli import setup_logging
 from rcnn.dataset.label_file import read_label_file
 from rcnn.evaluation import widerface
 from rcnn.fileio import atomic_open
+from retinaface import RetinaFace
 
 logger = logging.getLogger('test_widerface')
 
@@ -41,7 +43,8 @@ MODES = {  # mode -> (pyramid and flip, bbox voting)
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test widerface by retinaface detector')
-    parser.add_argument('--network', default='net3', type=str, help='network name passed to RetinaFace')
+    parser.add_argument('--network', default=None, type=str,
+                        help="anchor layout passed to RetinaFace (default: the checkpoint's, else net3)")
     parser.add_argument('--dataset', default='retinaface', choices=['retinaface'], help='dataset name')
     parser.add_argument('--image-set', default='val', type=str, help='image set name (a folder of --dataset-path)')
     parser.add_argument('--root-path', default='./data', type=str,
@@ -123,9 +126,6 @@ def image_list(dataset_path, image_set):
 
 def detect_split(args):
     """Detect on this part's images still without a result file, then evaluate if ``--gt``."""
-    # Imported here so a run with nothing left to do never loads MXNet.
-    from retinaface import RetinaFace
-
     images = image_list(args.dataset_path, args.image_set)
     mine = [p for i, p in enumerate(images) if i % args.parts == args.part]
     todo = [p for p in mine if args.overwrite or not os.path.exists(result_path(args.output, p))]
@@ -158,7 +158,7 @@ def detect_split(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    setup_logging()
     logger.info('Called with argument: %s', args)
     if args.gpu < 0:
         runtime.configure_cpu_inference()

@@ -17,7 +17,9 @@ import warnings
 import mxnet as mx
 import numpy as np
 
-from rcnn.config import config, default, generate_config
+from rcnn.cli import setup_logging
+from rcnn.config import DEFAULT_DATASET, DEFAULT_NETWORK, get_config
+from rcnn.contract import ANCHOR_PRESETS
 from rcnn.core.checkpoint import load_params, params_digest, save_checkpoint, states_path
 from rcnn.core.loader import CropLoader
 from rcnn.core.metric import get_train_metrics
@@ -33,14 +35,14 @@ DATASETS = {'retinaface': retinaface}
 def parse_args(argv=None):
     """Two passes, as the original: --network/--dataset pick the presets the defaults come from."""
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument('--network', default=default.network)
-    pre.add_argument('--dataset', default=default.dataset)
+    pre.add_argument('--network', default=DEFAULT_NETWORK)
+    pre.add_argument('--dataset', default=DEFAULT_DATASET)
     known, _ = pre.parse_known_args(argv)
     if known.network not in NETWORKS:
         pre.error('unknown network %r; valid networks: %s' % (known.network, ', '.join(NETWORKS)))
     if known.dataset not in DATASETS:
         pre.error('unknown dataset %r; valid datasets: %s' % (known.dataset, ', '.join(DATASETS)))
-    generate_config(known.network, known.dataset)
+    config, default = get_config(known.network, known.dataset)
 
     parser = argparse.ArgumentParser(description='Train RetinaFace', parents=[pre])
     parser.add_argument('--image_set', default=default.image_set, help='split to train on')
@@ -73,6 +75,9 @@ def parse_args(argv=None):
                              'initialisation when training from scratch too')
     parser.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1),
                         help='data-loading processes (0: load in the training process)')
+    parser.add_argument('--anchors', default=None, choices=sorted(ANCHOR_PRESETS),
+                        help="anchor layout of rcnn.contract (default: the network preset's, net3); "
+                             'the checkpoint records it for the detector')
     return parser.parse_args(argv)
 
 
@@ -90,14 +95,14 @@ def get_context(args):
     return [mx.cpu(i) for i in range(args.cpus)]
 
 
-def load_roidb(args):
+def load_roidb(args, cfg):
     path = os.path.join(args.dataset_path, args.image_set, 'label.txt')
     if not os.path.isfile(path):
         raise SystemExit(
             'no training labels at %s.\n'
             'Use real WIDER FACE with the RetinaFace annotations (README, "Preparing WIDER FACE"), or make '
             'synthetic data:\n  python -m rcnn.dataset.synthetic --output %s' % (path, args.dataset_path))
-    imdb = DATASETS[args.dataset](args.image_set, args.root_path, args.dataset_path)
+    imdb = DATASETS[args.dataset](args.image_set, args.root_path, args.dataset_path, cfg)
     roidb = imdb.gt_roidb()
     if not args.no_flip:
         roidb = imdb.append_flipped_images(roidb)
@@ -176,24 +181,24 @@ class _Interrupt:
 
 
 def train(args):
+    cfg, _ = get_config(args.network, args.dataset, anchors=args.anchors)
     ctx = get_context(args)
     kv = mx.kv.create(args.kvstore)
     distributed = 'dist' in kv.type
     num_parts, part_index = (kv.num_workers, kv.rank) if distributed else (1, 0)
-    config.TRAIN.BATCH_IMAGES = args.batch_images
     batch_size = args.batch_images * len(ctx)
-    logger.info('network %s, context %s, kvstore %s (worker %d of %d), batch %d',
-                args.network, ctx, kv.type, part_index, num_parts, batch_size)
+    logger.info('network %s, anchors %s, context %s, kvstore %s (worker %d of %d), batch %d',
+                args.network, args.anchors or 'of the preset', ctx, kv.type, part_index, num_parts, batch_size)
 
-    roidb = load_roidb(args)
-    sym = get_symbol_train(args.network, config, num_devices=len(ctx))
-    with CropLoader(sym, roidb, config, batch_size=batch_size, shuffle=not args.no_shuffle, seed=args.seed,
+    roidb = load_roidb(args, cfg)
+    sym = get_symbol_train(args.network, cfg, num_devices=len(ctx))
+    with CropLoader(sym, roidb, cfg, batch_size=batch_size, shuffle=not args.no_shuffle, seed=args.seed,
                     num_workers=args.workers, num_parts=num_parts, part_index=part_index,
                     begin_epoch=args.begin_epoch) as loader:
-        return _fit(args, ctx, kv, sym, loader, distributed, is_chief=part_index == 0)
+        return _fit(args, cfg, ctx, kv, sym, loader, distributed, is_chief=part_index == 0)
 
 
-def _fit(args, ctx, kv, sym, loader, distributed, is_chief):
+def _fit(args, cfg, ctx, kv, sym, loader, distributed, is_chief):
     data_shapes, label_shapes = loader.provide_data, loader.provide_label
     arg_shapes, _, aux_shapes = sym.infer_shape(**dict(data_shapes + label_shapes))
     arg_shapes = dict(zip(sym.list_arguments(), arg_shapes))
@@ -207,15 +212,15 @@ def _fit(args, ctx, kv, sym, loader, distributed, is_chief):
         logger.info('resuming from %s-%04d', args.prefix, args.begin_epoch)
     elif args.pretrained:
         arg_params, aux_params = load_pretrained(args.pretrained, args.pretrained_epoch, arg_shapes, aux_shapes)
-    # LAYER_FIX belongs to runs on pretrained weights, resumed ones included (SPEC 5).
-    fixed = get_fixed_params(sym, config) if args.pretrained else []
+    # LAYER_FIX belongs to runs on pretrained weights, resumed ones included.
+    fixed = get_fixed_params(sym, cfg) if args.pretrained else []
     if args.fix_from_scratch and not args.pretrained:
         # The random stem's gradients are hundreds of times larger relative to its weights than
         # the deeper layers', and short CPU runs learn faster without it moving (README,
         # "Faithfulness notes"). Its BatchNorms keep training: MXNet updates the running
         # statistics in the backward pass, which it skips for a layer with nothing to learn,
         # and statistics left at their initial 0 / 1 ruin the deployed model.
-        fixed = [name for name in get_fixed_params(sym, config) if not name.endswith(('_gamma', '_beta'))]
+        fixed = [name for name in get_fixed_params(sym, cfg) if not name.endswith(('_gamma', '_beta'))]
     if fixed:
         logger.info('fixed parameters (LAYER_FIX): %s', ', '.join(fixed))
 
@@ -226,7 +231,7 @@ def _fit(args, ctx, kv, sym, loader, distributed, is_chief):
     if args.begin_epoch > 0 and os.path.isfile(states_path(args.prefix, args.begin_epoch)):
         mod.load_optimizer_states(states_path(args.prefix, args.begin_epoch))
 
-    deploy = get_symbol_test(args.network, config)
+    deploy = get_symbol_test(args.network, cfg)
 
     if distributed:
         logger.info('distributed kvstore: optimizer states live on the servers and are not checkpointed; '
@@ -243,7 +248,7 @@ def _fit(args, ctx, kv, sym, loader, distributed, is_chief):
         # statistics (auxiliary states) stay local to each worker, as in MXNet.
         logger.info('parameter digest %s (arguments)', params_digest(arg, {}))
 
-    metrics = get_train_metrics(config.RPN_FEAT_STRIDE, config.FACE_LANDMARK)
+    metrics = get_train_metrics(cfg.RPN_FEAT_STRIDE, cfg.FACE_LANDMARK)
     speedometer = mx.callback.Speedometer(loader.batch_size, frequent=args.frequent, auto_reset=False)
     iteration = 0
     with _Interrupt() as interrupt:
@@ -273,7 +278,7 @@ def _fit(args, ctx, kv, sym, loader, distributed, is_chief):
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    setup_logging()
     args = parse_args(argv)
     logger.info('called with %s', vars(args))
     train(args)

@@ -48,6 +48,7 @@ from mtcnn.detector import MtcnnDetector  # noqa: E402
 from mtcnn.predictor import Predictor, load_net  # noqa: E402
 from mtcnn.symbol import get_symbol  # noqa: E402
 from rcnn.core.checkpoint import load_param_file  # noqa: E402
+from rcnn.core.executor import ShapeCachedExecutor  # noqa: E402
 from rcnn.runtime import configure_cpu_inference, usable_cpus  # noqa: E402
 
 IMAGES = ('test01', 't4', 't6')
@@ -71,8 +72,12 @@ class TimedPredictor:
 class RebindEveryCall(Predictor):
     """Binds a new executor for each call (the original's fully convolutional P-Net runner)."""
 
+    def __init__(self, symbol, arg_params):
+        super().__init__(symbol, arg_params)
+        self.arg_params = arg_params
+
     def __call__(self, data):
-        self._executors.clear()
+        self.forward = ShapeCachedExecutor(self.symbol, self.arg_params)
         return super().__call__(data)
 
 

@@ -3,8 +3,8 @@
     python -m mtcnn.demo --image photo.jpg --out result.jpg \\
         --pnet model/pnet-0016.params --rnet model/rnet-0016.params --onet model/onet-0016.params
 
-Boxes are drawn in yellow with their score, landmarks (when the O-Net has the
-branch) as red dots; one line per face is printed: x1 y1 x2 y2 score.
+Boxes are drawn with their score and, when the O-Net has the landmark branch,
+the five landmarks (``rcnn.draw``); one line per face is printed: x1 y1 x2 y2 score.
 """
 import argparse
 
@@ -14,24 +14,10 @@ import mxnet as mx
 from mtcnn.detector import MtcnnDetector
 from mtcnn.samples import read_image
 from rcnn import runtime
+from rcnn.draw import draw_detections
 from rcnn.fileio import atomic_path
 
-__all__ = ['draw', 'main']
-
-
-def draw(img, boxes, landmarks=None):
-    """Copy of ``img`` with boxes (N, 5) and optional landmarks (N, 5, 2) drawn."""
-    out = img.copy()
-    for box in boxes:
-        x1, y1, x2, y2 = (int(round(v)) for v in box[:4])
-        cv2.rectangle(out, (x1, y1), (x2, y2), (0, 255, 255), 2)
-        cv2.putText(out, '%.3f' % box[4], (x1, max(y1 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (255, 255, 255), 1)
-    if landmarks is not None:
-        for points in landmarks:
-            for x, y in points:
-                cv2.circle(out, (int(round(x)), int(round(y))), 2, (0, 0, 255), -1)
-    return out
+__all__ = ['main']
 
 
 def main(argv=None):
@@ -56,7 +42,7 @@ def main(argv=None):
     for box in boxes:
         print('%.2f %.2f %.2f %.2f %.4f' % tuple(box))
     with atomic_path(args.out) as tmp:
-        if not cv2.imwrite(tmp, draw(img, boxes, landmarks)):
+        if not cv2.imwrite(tmp, draw_detections(img, boxes, landmarks)):
             raise OSError('cannot write %s' % args.out)
     print('%d faces -> %s' % (len(boxes), args.out))
 

@@ -11,7 +11,6 @@ them (the detector is not asked to find faces below its min_face_size).
 """
 import argparse
 import dataclasses
-import logging
 
 import mxnet as mx
 import numpy as np
@@ -21,6 +20,7 @@ from mtcnn.boxes import iou
 from mtcnn.detector import MtcnnDetector
 from mtcnn.samples import load_annotations, read_image
 from rcnn import runtime
+from rcnn.cli import setup_logging
 
 __all__ = ['Counts', 'match', 'evaluate', 'main']
 
@@ -88,7 +88,7 @@ def main(argv=None):
     parser.add_argument('--min-gt', type=float, default=24, help='ignore faces smaller than this (pixels)')
     parser.add_argument('--threshold', default='0.6,0.7,0.7')
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    setup_logging()
     threshold = [float(t) for t in args.threshold.split(',')]
     runtime.configure_cpu_inference()
     detector = MtcnnDetector(args.pnet, args.rnet, args.onet, mx.cpu(), args.min_face_size, threshold)

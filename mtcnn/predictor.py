@@ -1,11 +1,10 @@
-"""Inference wrapper: one bound executor per input shape, reused across calls."""
-import collections
-
+"""The nets of the cascade at test time: crop batches in chunks over shape-cached executors."""
 import mxnet as mx
 import numpy as np
 
 from mtcnn.symbol import get_symbol
 from rcnn.core.checkpoint import load_param_file
+from rcnn.core.executor import ShapeCachedExecutor
 
 __all__ = ['Predictor', 'load_net', 'LANDMARK_PARAM']
 
@@ -20,40 +19,18 @@ LANDMARK_PARAM = {'pnet': 'conv4_3_weight', 'rnet': 'fc4_weight', 'onet': 'fc4_w
 
 
 class Predictor:
-    """Forward-only executor of a test symbol with fixed parameters.
+    """Forward-only runner of a test symbol with fixed parameters, on crop batches of any size.
 
-    Executors are bound lazily, one per input shape, and share the parameter
-    arrays: binding (and oneDNN's first run on a shape) costs more than a
-    forward of these small nets. The ``max_executors`` most recently used
-    shapes are kept.
+    Executors are bound per input shape and kept (``rcnn.core.executor``); the
+    ``max_executors`` most recently used shapes stay bound.
     """
 
     def __init__(self, symbol, arg_params, aux_params=None, ctx=mx.cpu(), batch_multiple=1, chunk=None,
                  max_executors=32):
         self.symbol = symbol
-        self.ctx = ctx
-        names = [n for n in symbol.list_arguments() if n != 'data']
-        missing = [n for n in names if n not in arg_params]
-        if missing:
-            raise ValueError('parameters missing for %s' % ', '.join(missing))
-        self._args = {n: arg_params[n].as_in_context(ctx) for n in names}
-        self._aux = {n: (aux_params or {})[n].as_in_context(ctx) for n in symbol.list_auxiliary_states()}
-        self._executors = collections.OrderedDict()
+        self.forward = ShapeCachedExecutor(symbol, arg_params, aux_params, ctx, max_shapes=max_executors)
         self.batch_multiple = batch_multiple
         self.chunk = chunk
-        self.max_executors = max_executors
-
-    def _executor(self, shape):
-        executor = self._executors.get(shape)
-        if executor is None:
-            args = dict(self._args, data=mx.nd.zeros(shape, ctx=self.ctx))
-            executor = self.symbol.bind(self.ctx, args, grad_req='null', aux_states=self._aux)
-            self._executors[shape] = executor
-            if len(self._executors) > self.max_executors:
-                self._executors.popitem(last=False)
-        else:
-            self._executors.move_to_end(shape)
-        return executor
 
     def __call__(self, data):
         """Run on ``data`` (B, 3, H, W) float32; returns the B rows of each output as NumPy arrays.
@@ -66,7 +43,6 @@ class Predictor:
         """
         if not len(data):
             raise ValueError('Predictor needs at least one row, got data of shape %s' % (data.shape,))
-        data = np.ascontiguousarray(data, dtype=np.float32)
         step = self.chunk or len(data)
         parts = [self._forward(data[start:start + step]) for start in range(0, len(data), step)]
         if len(parts) == 1:
@@ -76,9 +52,9 @@ class Predictor:
     def _forward(self, data):
         batch = len(data)
         padded = -(-batch // self.batch_multiple) * self.batch_multiple
-        executor = self._executor((padded,) + data.shape[1:])
-        executor.arg_dict['data'][:batch] = data
-        return [out[:batch].asnumpy() for out in executor.forward(is_train=False)]
+        buffer = self.forward.input_buffer((padded,) + data.shape[1:])
+        buffer[:batch] = data
+        return [out[:batch] for out in self.forward(buffer)]
 
 
 def load_net(net, params, ctx=mx.cpu()):

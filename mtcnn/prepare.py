@@ -10,7 +10,6 @@ detection settings. Landmark faces are added for every net unless
 ``--no-landmark``. Prints the merged list ``<output>/train_<size>.txt``.
 """
 import argparse
-import logging
 
 import mxnet as mx
 import numpy as np
@@ -19,6 +18,7 @@ from mtcnn.detector import MtcnnDetector
 from mtcnn.samples import generate, load_annotations
 from mtcnn.symbol import INPUT_SIZE
 from rcnn import runtime
+from rcnn.cli import setup_logging
 
 __all__ = ['prepare', 'main']
 
@@ -61,7 +61,7 @@ def main(argv=None):
     parser.add_argument('--no-landmark', action='store_true', help='write no landmark faces')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    setup_logging()
     threshold = [float(t) for t in args.threshold.split(',')]
     runtime.configure_cpu_inference()  # mining runs the cascade one image at a time
     merged, counts = prepare(args.net, args.label, args.output, args.pnet, args.rnet, args.images,

@@ -18,6 +18,7 @@ import numpy as np
 from mtcnn.loader import ImageListIter, read_sample_list
 from mtcnn.metric import metrics
 from mtcnn.symbol import INPUT_SIZE, get_symbol
+from rcnn.cli import setup_logging
 from rcnn.core.checkpoint import load_param_file
 from rcnn.fileio import atomic_path
 
@@ -133,7 +134,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    setup_logging()
     ctx = [mx.gpu(int(i)) for i in args.gpus.split(',')] if args.gpus else [mx.cpu()]
     lr_epochs = [int(e) for e in args.lr_epochs.split(',') if e.strip()]
     samples = read_sample_list(args.samples)

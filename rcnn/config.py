@@ -1,24 +1,32 @@
-"""Training and network configuration (SPEC section 3).
+"""Training and network configuration, passed around as a value.
 
+``get_config(network, dataset)`` returns a fresh ``(config, default)`` pair:
 ``config`` holds the model and training settings, ``default`` the command-line
-defaults; ``generate_config(network, dataset)`` rebuilds both from the defaults
-below and overlays the chosen ``network`` and ``dataset`` presets. The module-level
-objects keep their identity (``from rcnn.config import config`` stays valid) and
-every call starts from the defaults, so nothing leaks from one call to the next.
+defaults, both built from the values below with the chosen ``network`` and
+``dataset`` presets copied over them. Every class and function of this project
+takes the configuration it needs as an argument.
+
+The module-level ``config`` and ``default`` are the original's public names,
+kept for scripts written against it: ``generate_config`` refreshes them (and
+returns a fresh pair too). Nothing in this project reads them.
 """
 import copy
 
 import numpy as np
 from easydict import EasyDict as edict
 
-_RATIOS = (1.0,)
+from rcnn.contract import DEFAULT_ANCHORS, rpn_anchor_cfg
 
-# Anchors of the SSH head: two scales per stride, base size 16 -> 512/256, 128/64, 32/16 px.
-RAC_SSH = {
-    '32': {'SCALES': (32, 16), 'BASE_SIZE': 16, 'RATIOS': _RATIOS, 'ALLOWED_BORDER': 9999},
-    '16': {'SCALES': (8, 4), 'BASE_SIZE': 16, 'RATIOS': _RATIOS, 'ALLOWED_BORDER': 9999},
-    '8': {'SCALES': (2, 1), 'BASE_SIZE': 16, 'RATIOS': _RATIOS, 'ALLOWED_BORDER': 9999},
-}
+__all__ = ['RAC_SSH', 'DEFAULT_NETWORK', 'DEFAULT_DATASET', 'config', 'default', 'network', 'dataset',
+           'get_config', 'generate_config']
+
+# The presets the original's command lines default to.
+DEFAULT_NETWORK = 'resnet'
+DEFAULT_DATASET = 'retinaface'
+
+# The original's name for the anchors of the SSH head (rcnn.contract's 'net3'): two scales
+# per stride, base size 16 -> 512/256, 128/64, 32/16 px.
+RAC_SSH = rpn_anchor_cfg(DEFAULT_ANCHORS)
 
 
 def _base_config():
@@ -40,8 +48,8 @@ def _base_config():
     c.COLOR_MODE = 2
     c.COLOR_JITTERING = 0.125
 
-    c.network = 'resnet'
-    c.dataset = 'retinaface'
+    c.network = DEFAULT_NETWORK
+    c.dataset = DEFAULT_DATASET
 
     c.TRAIN = edict()
     c.TRAIN.BATCH_IMAGES = 8
@@ -75,10 +83,10 @@ def _derive_anchor_settings(c):
 
 def _base_default():
     d = edict()
-    d.network = 'resnet'
+    d.network = DEFAULT_NETWORK
     d.pretrained = ''
     d.pretrained_epoch = 0
-    d.dataset = 'retinaface'
+    d.dataset = DEFAULT_DATASET
     d.image_set = 'train'
     d.test_image_set = 'val'
     d.root_path = 'data'
@@ -103,14 +111,14 @@ def _network_presets():
     n.mnet.LAYER_FIX = True
     # The first two conv + BN layers of the MobileNet backbone stay as pretrained (as the original).
     n.mnet.FIXED_PARAMS = ['^mobilenet0_conv[01]_', '^mobilenet0_batchnorm[01]_']
-    n.mnet.RPN_ANCHOR_CFG = copy.deepcopy(RAC_SSH)
+    n.mnet.RPN_ANCHOR_CFG = RAC_SSH
 
     n.resnet = edict()
     n.resnet.lr = 0.001
     n.resnet.lr_step = '1,2,3,4,5,55,68,80'
     n.resnet.BATCH_IMAGES = 8
     n.resnet.HEAD_FILTER_NUM = 256
-    n.resnet.RPN_ANCHOR_CFG = copy.deepcopy(RAC_SSH)
+    n.resnet.RPN_ANCHOR_CFG = RAC_SSH
     return n
 
 
@@ -125,6 +133,44 @@ def _dataset_presets():
     return s
 
 
+def _overlay(cfg, dflt, preset):
+    """Copy preset values over ``cfg``, ``cfg.TRAIN`` or ``dflt``, wherever the key lives."""
+    for key, value in preset.items():
+        value = copy.deepcopy(value)
+        if key in cfg.TRAIN:
+            cfg.TRAIN[key] = value
+        elif key in cfg:
+            cfg[key] = value
+        elif key in dflt:
+            dflt[key] = value
+        else:
+            raise KeyError('preset key %r is neither a config nor a default setting' % key)
+
+
+def get_config(network_name, dataset_name, anchors=None):
+    """Fresh ``(config, default)`` for a network ('mnet', 'resnet') and dataset ('retinaface').
+
+    ``anchors`` names an anchor layout of ``rcnn.contract.ANCHOR_PRESETS`` to use
+    instead of the network preset's. Derives ``config.RPN_FEAT_STRIDE``
+    (descending), ``NUM_ANCHORS`` per stride in ``RPN_ANCHOR_CFG`` and the common
+    ``config.NUM_ANCHORS``. Nothing outside the returned objects changes.
+    """
+    presets, datasets = _network_presets(), _dataset_presets()
+    if network_name not in presets:
+        raise ValueError('unknown network %r; valid networks: %s' % (network_name, ', '.join(sorted(presets))))
+    if dataset_name not in datasets:
+        raise ValueError('unknown dataset %r; valid datasets: %s' % (dataset_name, ', '.join(sorted(datasets))))
+    cfg, dflt = _base_config(), _base_default()
+    _overlay(cfg, dflt, presets[network_name])
+    _overlay(cfg, dflt, datasets[dataset_name])
+    cfg.network = dflt.network = network_name
+    cfg.dataset = dflt.dataset = dataset_name
+    if anchors is not None:
+        cfg.RPN_ANCHOR_CFG = rpn_anchor_cfg(anchors)
+    _derive_anchor_settings(cfg)
+    return cfg, dflt
+
+
 config = _base_config()
 default = _base_default()
 network = _network_presets()
@@ -137,35 +183,14 @@ def _reset(target, fresh):
     target.update(fresh)
 
 
-def _overlay(preset):
-    """Copy preset values over ``config``, ``config.TRAIN`` or ``default``, wherever the key lives."""
-    for key, value in preset.items():
-        value = copy.deepcopy(value)
-        if key in config.TRAIN:
-            config.TRAIN[key] = value
-        elif key in config:
-            config[key] = value
-        elif key in default:
-            default[key] = value
-        else:
-            raise KeyError('preset key %r is neither a config nor a default setting' % key)
-
-
 def generate_config(_network, _dataset):
-    """Rebuild ``config`` and ``default`` for a network ('mnet', 'resnet') and dataset ('retinaface').
+    """The original's entry point: ``get_config(_network, _dataset)``, also copied into the
+    module-level ``config`` and ``default`` for scripts that read them.
 
-    Derives ``config.RPN_FEAT_STRIDE`` (descending), ``NUM_ANCHORS`` per stride in
-    ``RPN_ANCHOR_CFG`` and the common ``config.NUM_ANCHORS``.
+    Returns the fresh pair (not the module-level objects), so a caller that keeps
+    it is not affected by later calls.
     """
-    if _network not in network:
-        raise ValueError('unknown network %r; valid networks: %s' % (_network, ', '.join(sorted(network))))
-    if _dataset not in dataset:
-        raise ValueError('unknown dataset %r; valid datasets: %s' % (_dataset, ', '.join(sorted(dataset))))
-    _reset(config, _base_config())
-    _reset(default, _base_default())
-    _overlay(network[_network])
-    _overlay(dataset[_dataset])
-    config.network = default.network = _network
-    config.dataset = default.dataset = _dataset
-    _derive_anchor_settings(config)
-    return config, default
+    cfg, dflt = get_config(_network, _dataset)
+    _reset(config, copy.deepcopy(cfg))
+    _reset(default, copy.deepcopy(dflt))
+    return cfg, dflt

@@ -3,7 +3,6 @@
 Tests that need an asset from ../shared (or $RETINAFACE_SHARED) skip with a reason
 when it is absent, and fail instead when REQUIRE_SHARED_ASSETS=1 (CI sets it).
 """
-import copy
 import os
 import pathlib
 
@@ -13,11 +12,10 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def make_cfg(network='mnet', **settings):
-    """A private copy of ``generate_config(network, 'retinaface')`` with settings overridden
-    (names of TRAIN settings go to ``cfg.TRAIN``, the others to the top level)."""
-    from rcnn.config import generate_config
-    cfg, _ = generate_config(network, 'retinaface')
-    cfg = copy.deepcopy(cfg)
+    """``get_config(network, 'retinaface')`` with settings overridden (names of TRAIN
+    settings go to ``cfg.TRAIN``, the others to the top level)."""
+    from rcnn.config import get_config
+    cfg, _ = get_config(network, 'retinaface')
     for key, value in settings.items():
         (cfg.TRAIN if key in cfg.TRAIN else cfg)[key] = value
     return cfg

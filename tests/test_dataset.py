@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import make_cfg
-from rcnn.dataset.retinaface import FLIP_LANDMARK_ORDER, retinaface
+from rcnn.contract import LANDMARK_FLIP_ORDER
+from rcnn.dataset.retinaface import retinaface
 from rcnn.io.image import get_crop_image1
 
 MISSING = '-1 -1 -1 ' * 5
@@ -92,7 +93,7 @@ def test_flip_doubles_the_roidb(tmp_path):
     # Present points: x' = 99 - x, then order [1, 0, 2, 4, 3]; missing points stay (-1, -1, -1).
     expected = original['landmarks'][0].copy()
     expected[:, 0] = 99 - expected[:, 0]
-    np.testing.assert_array_equal(flipped['landmarks'][0], expected[FLIP_LANDMARK_ORDER])
+    np.testing.assert_array_equal(flipped['landmarks'][0], expected[LANDMARK_FLIP_ORDER])
     np.testing.assert_array_equal(flipped['landmarks'][0, 0], [99 - 35, 26, 0])
     assert (flipped['landmarks'][1] == -1).all()
     np.testing.assert_array_equal(flipped['blur'], original['blur'])
@@ -115,8 +116,8 @@ def test_landmarks_follow_the_pixels_through_flip_and_crop(tmp_path):
     imdb = retinaface('train', 'unused', str(tmp_path), cfg=cfg)
     roidb = imdb.append_flipped_images(imdb.gt_roidb())
     for entry in roidb:
-        # Point k of a flipped entry is the mirror image of point FLIP_LANDMARK_ORDER[k].
-        expected = colours[FLIP_LANDMARK_ORDER] if entry['flipped'] else colours
+        # Point k of a flipped entry is the mirror image of point LANDMARK_FLIP_ORDER[k].
+        expected = colours[LANDMARK_FLIP_ORDER] if entry['flipped'] else colours
         for seed in range(3):
             ims, recs = get_crop_image1([entry], rng=np.random.default_rng(seed), cfg=cfg)
             crop = ims[0][0].transpose(1, 2, 0)[:, :, ::-1]  # back to BGR
@@ -144,4 +145,4 @@ def test_bad_input_names_file_and_line(tmp_path, text, message):
 
 def test_missing_label_file_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match='label.txt'):
-        retinaface('train', 'unused', str(tmp_path))
+        retinaface('train', 'unused', str(tmp_path), make_cfg())

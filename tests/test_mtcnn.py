@@ -147,7 +147,7 @@ def test_predictor_chunks_rows_without_changing_outputs():
     for a, b in zip(chunked(data), Predictor(symbol, params)(data)):
         assert a.shape[0] == 37
         np.testing.assert_array_equal(a, b)
-    assert list(chunked._executors) == [(16, 3, 24, 24)]
+    assert list(chunked.forward._slots) == [(16, 3, 24, 24)]
     with pytest.raises(ValueError, match='at least one row'):
         chunked(data[:0])
 

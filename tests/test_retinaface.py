@@ -175,8 +175,9 @@ def test_bbox_vote_rules():
 
 def toy_checkpoint(prefix, strides, fg_logits, landmark=True):
     """A deploy checkpoint whose face probability is constant per stride: softmax([0, fg_logit])."""
+    layout = anchor_settings('net4')[1]  # net3's levels plus stride 4
     cfg = edict(RPN_FEAT_STRIDE=list(strides), FACE_LANDMARK=landmark,
-                RPN_ANCHOR_CFG={str(s): {'NUM_ANCHORS': 2} for s in strides})
+                RPN_ANCHOR_CFG={str(s): dict(layout[str(s)], NUM_ANCHORS=2) for s in strides})
     data = mx.sym.Variable('data')
     feats = {s: mx.sym.Pooling(data, kernel=(s, s), stride=(s, s), pool_type='avg') for s in strides}
     symbol = deploy_outputs(feats, cfg)
@@ -217,22 +218,6 @@ def test_no_detection_returns_empty_arrays(released):
     assert det.shape == (0, 5) and landmarks.shape == (0, 5, 2)
 
 
-def test_executors_are_cached_per_shape_and_evicted(tmp_path):
-    detector = RetinaFace(shared_prefix(), 0, ctx_id=-1)
-    detector.max_cached_shapes = 2
-    img = read_image('t4')
-    first = detector.detect(img, threshold=0.3)
-    exe = detector._slots[(1, 3, 360, 640)].executor
-    detector.detect(img, threshold=0.3)
-    assert detector._slots[(1, 3, 360, 640)].executor is exe
-    detector.detect(img[:200, :300], threshold=0.3)
-    detector.detect(img[:100, :150], threshold=0.3)
-    assert list(detector._slots) == [(1, 3, 200, 300), (1, 3, 100, 150)]
-    # Re-bound after eviction, sharing memory with the other executors: same result.
-    again = detector.detect(img, threshold=0.3)
-    assert_same_detections(again[0], again[1], *first)
-
-
 def test_missing_files_and_parameters_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match='nothere-symbol.json'):
         RetinaFace(str(tmp_path / 'nothere'), 0, ctx_id=-1)
@@ -244,10 +229,13 @@ def test_missing_files_and_parameters_are_named(tmp_path):
     mx.nd.save(prefix + '-0001.params', params)
     with pytest.raises(ValueError, match='toy-0001.params lacks 1 parameters.*face_rpn_bbox_pred_stride16_weight'):
         RetinaFace(prefix, 1, ctx_id=-1)
-    with pytest.raises(ValueError, match='needs 2 or 3 per stride'):
+    with pytest.raises(ValueError, match='toy-symbol.json records anchors .* network=.net4.'):
         RetinaFace(prefix, 0, ctx_id=-1, network='net4')
     with pytest.raises(ValueError, match='unsupported network'):
         RetinaFace(prefix, 0, ctx_id=-1, network='ssh')
+    # The released symbol records no anchors: the network's layout must fit its outputs.
+    with pytest.raises(ValueError, match='needs 2 or 3 per stride'):
+        RetinaFace(shared_prefix(), 0, ctx_id=-1, network='net4')
 
 
 def test_detect_rejects_non_bgr_images(released):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import make_cfg, require_shared
-from rcnn.io.rpn import AA, label_names
+from rcnn.contract import label_names
+from rcnn.io.rpn import AA
 from rcnn.processing.bbox_transform import bbox_overlaps, landmark_transform, nonlinear_transform
 from rcnn.processing.generate_anchor import anchors_plane, generate_anchors_fpn
 

@@ -13,6 +13,7 @@ import scipy.io
 from conftest import require_shared
 from rcnn.dataset import synthetic
 from rcnn.dataset.label_file import read_label_file
+from rcnn.processing.box_ops import pairwise_overlap
 
 NUM = dict(num_train=6, num_val=6, num_test=2)
 MAT_VARIABLES = {'event_list', 'file_list', 'face_bbx_list', 'blur_label_list', 'expression_label_list',
@@ -84,7 +85,7 @@ def test_faces_do_not_overlap_heavily_and_sizes_span_the_range():
         sample = synthetic.render_image(0, 'train', index)
         boxes = _corners(sample.boxes)
         for i, j in itertools.combinations(range(len(boxes)), 2):
-            assert synthetic._iou(boxes[i], boxes[j:j + 1])[0] < 0.3
+            assert pairwise_overlap(boxes[i], boxes[j:j + 1], plus_one=False)[0, 0] < 0.3
         heights.extend(sample.boxes[:, 3] / sample.image.shape[0])
         assert (sample.boxes[:, 3] >= synthetic.MIN_FACE).all()
     assert min(heights) < 0.05 and max(heights) > 0.15  # tiny and large faces both occur

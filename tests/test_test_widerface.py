@@ -2,7 +2,6 @@
 import json
 import subprocess
 import sys
-import types
 
 import cv2
 import numpy as np
@@ -77,7 +76,7 @@ class FakeRetinaFace:
     """Stands in for retinaface.RetinaFace: records its arguments and detect() calls."""
     instances = []
 
-    def __init__(self, prefix, epoch, ctx_id=0, network='net3', nms=0.4, nocrop=False, decay4=0.5, vote=False):
+    def __init__(self, prefix, epoch, ctx_id=0, network=None, nms=0.4, nocrop=False, decay4=0.5, vote=False):
         self.kwargs = dict(prefix=prefix, epoch=epoch, ctx_id=ctx_id, network=network, nocrop=nocrop, vote=vote)
         self.calls = []
         FakeRetinaFace.instances.append(self)
@@ -90,7 +89,7 @@ class FakeRetinaFace:
 @pytest.fixture
 def fake_detector(monkeypatch):
     FakeRetinaFace.instances = []
-    monkeypatch.setitem(sys.modules, 'retinaface', types.SimpleNamespace(RetinaFace=FakeRetinaFace))
+    monkeypatch.setattr(test_widerface, 'RetinaFace', FakeRetinaFace)
     return FakeRetinaFace
 
 
@@ -104,7 +103,7 @@ def test_mode_wiring_parts_resume_and_overwrite(tmp_path, fake_detector, cpu_run
 
     test_widerface.main(run_args(root, out, '--mode', '1', '--gpu', '-1', '--parts', '2', '--part', '1'))
     (detector,) = fake_detector.instances
-    assert detector.kwargs == dict(prefix='m', epoch=0, ctx_id=-1, network='net3', nocrop=False, vote=True)
+    assert detector.kwargs == dict(prefix='m', epoch=0, ctx_id=-1, network=None, nocrop=False, vote=True)
     assert [c['shape'] for c in detector.calls] == [(36, 64, 3)]  # only image 1 of 0..2 is in part 1
     call = detector.calls[0]
     assert call['threshold'] == 0.02 and call['do_flip'] is True

@@ -14,7 +14,6 @@ import pytest
 
 import train
 from conftest import REPO, make_cfg, require_shared
-from rcnn.config import config, generate_config
 from rcnn.core.checkpoint import load_params
 from rcnn.core.loader import CropLoader
 from rcnn.dataset.retinaface import retinaface
@@ -200,8 +199,9 @@ def test_interrupt_saves_a_checkpoint(dataset, tmp_path):
 def _duplicated_batch(dataset):
     """A batch of two identical crops: BatchNorm statistics are then the same whether the
     batch runs on one context or is split over two, so the updates must agree."""
-    roidb = retinaface('train', '', dataset).gt_roidb()[:1]
-    with CropLoader(get_symbol_train('mnet', config), roidb, config, batch_size=1, seed=5) as loader:
+    cfg = make_cfg()
+    roidb = retinaface('train', '', dataset, cfg).gt_roidb()[:1]
+    with CropLoader(get_symbol_train('mnet', cfg), roidb, cfg, batch_size=1, seed=5) as loader:
         batch = loader.next()
         data_shapes = [(d.name, (2,) + d.shape[1:]) for d in loader.provide_data]
         label_shapes = [(d.name, (2,) + d.shape[1:]) for d in loader.provide_label]
@@ -219,13 +219,12 @@ def test_two_cpu_contexts_update_like_one(dataset):
     regression losses), not BatchNorm noise.
     """
     model = str(require_shared('assets/models/retinaface-mnet025/mnet.25-symbol.json')).replace('-symbol.json', '')
-    generate_config('mnet', 'retinaface')
     batch, data_shapes, label_shapes = _duplicated_batch(dataset)
     steps = []
     for ctx in ([mx.cpu(0)], [mx.cpu(0), mx.cpu(1)]):
         arg_params, aux_params = load_params(model, 0)
         initial = {k: v.asnumpy() for k, v in arg_params.items()}
-        sym = get_symbol_train('mnet', config, num_devices=len(ctx))
+        sym = get_symbol_train('mnet', make_cfg(), num_devices=len(ctx))
         mod = train.create_module(sym, ctx, data_shapes, label_shapes, arg_params, aux_params, [],
                                   train.make_optimizer(0.01, 0.0, len(ctx)), 'device')
         for _ in range(2):

@@ -23,6 +23,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from rcnn.cli import setup_logging  # noqa: E402
+
 logger = logging.getLogger('demo')
 
 SPLIT_FILES = ('train/label.txt', 'val/label.txt', 'test/label.txt', 'ground_truth/wider_hard_val.mat')
@@ -116,7 +118,7 @@ def main(argv=None):
     parser.add_argument('--num-pictures', type=int, default=4)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
+    setup_logging()
     start = time.time()
     ensure_data(args)
     epoch = ensure_model(args)

@@ -55,7 +55,7 @@ def fill_sample(roi_rec, rng, aa, cfg, views, pos):
     im, rec = crop_image(load_image(roi_rec), roi_rec, rng, cfg)
     transform(im, cfg.PIXEL_MEANS, cfg.PIXEL_STDS, cfg.PIXEL_SCALE, out=views['data'][pos:pos + 1])
     labels = aa.assign_anchor_fpn(gt_label(rec, cfg.FACE_LANDMARK), rec['im_info'][np.newaxis],
-                                  landmark=cfg.FACE_LANDMARK, prefix='face')
+                                  landmark=cfg.FACE_LANDMARK)
     for name, value in labels.items():
         views[name][pos] = value[0]
 

@@ -17,8 +17,9 @@ import weakref
 import mxnet as mx
 import numpy as np
 
+from rcnn.contract import label_names, tensor_name
 from rcnn.core.crop_worker import BatchLayout, fill_sample, sample_rng, shuffle_rng, worker_loop
-from rcnn.io.rpn import AA, label_names
+from rcnn.io.rpn import AA
 
 __all__ = ['CropLoader', 'feature_shapes']
 
@@ -42,7 +43,7 @@ def feature_shapes(feat_sym, cfg):
     size = cfg.SCALES[0][0]
     if isinstance(feat_sym, mx.sym.Symbol):
         internals = feat_sym.get_internals()
-        feat_sym = [internals['face_rpn_cls_score_stride%d_output' % s] for s in cfg.RPN_FEAT_STRIDE]
+        feat_sym = [internals[tensor_name('rpn_cls_score', s) + '_output'] for s in cfg.RPN_FEAT_STRIDE]
     if len(feat_sym) != len(cfg.RPN_FEAT_STRIDE):
         raise ValueError('feat_sym has %d entries for strides %s' % (len(feat_sym), cfg.RPN_FEAT_STRIDE))
     shapes = []
@@ -102,12 +103,12 @@ class _Buffers:
 
 
 class CropLoader(mx.io.DataIter):
-    """Batches of ``data`` (B, 3, S, S) and the per-stride labels of ``rcnn.io.rpn.label_names``.
+    """Batches of ``data`` (B, 3, S, S) and the per-stride labels of ``rcnn.contract.label_names``.
 
     Args:
         feat_sym: see ``feature_shapes``.
         roidb: entries of ``retinaface.gt_roidb()`` (with flipped copies).
-        cfg: configuration, copied at construction (default: the global config).
+        cfg: the configuration (``rcnn.config.get_config``), copied at construction.
         batch_size: images per batch, all devices together (BATCH_IMAGES x devices).
         shuffle: new image order every epoch.
         seed: base seed of the image order and of every crop.
@@ -124,10 +125,8 @@ class CropLoader(mx.io.DataIter):
     loader: treat them as read-only. Call ``close()`` (or use ``with``) to stop the workers.
     """
 
-    def __init__(self, feat_sym, roidb, cfg=None, batch_size=1, shuffle=False, seed=0, num_workers=0,
+    def __init__(self, feat_sym, roidb, cfg, batch_size=1, shuffle=False, seed=0, num_workers=0,
                  num_parts=1, part_index=0, begin_epoch=0):
-        if cfg is None:
-            from rcnn.config import config as cfg
         cfg = copy.deepcopy(cfg)
         super().__init__(batch_size)
         if batch_size < 1 or num_workers < 0 or seed < 0 or begin_epoch < 0:

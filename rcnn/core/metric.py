@@ -7,6 +7,8 @@ symbol emits, in order: cls_prob (B, 2, N), label (B, N), bbox_loss, bbox_weight
 import mxnet as mx
 import numpy as np
 
+from rcnn.contract import BBOX_PRED_LEN, LANDMARK_PRED_LEN
+
 
 class RPNAccMetric(mx.metric.EvalMetric):
     """Classification accuracy over anchors whose label is not -1 (ignored)."""
@@ -31,7 +33,7 @@ class RPNL1LossMetric(mx.metric.EvalMetric):
     has that many non-zero entries for each anchor that counts.
     """
 
-    def __init__(self, loss_idx, weight_idx, values_per_anchor=4, name='RPNL1Loss'):
+    def __init__(self, loss_idx, weight_idx, values_per_anchor=BBOX_PRED_LEN, name='RPNL1Loss'):
         super().__init__(name)
         self.loss_idx = loss_idx
         self.weight_idx = weight_idx
@@ -48,7 +50,7 @@ class RPNLandMarkL1LossMetric(RPNL1LossMetric):
     """Landmark smooth-L1 loss per anchor with a landmark target (10 values each)."""
 
     def __init__(self, loss_idx, weight_idx, name='RPNLandMarkL1Loss'):
-        super().__init__(loss_idx, weight_idx, values_per_anchor=10, name=name)
+        super().__init__(loss_idx, weight_idx, values_per_anchor=LANDMARK_PRED_LEN, name=name)
 
 
 def get_train_metrics(feat_strides, face_landmark=True):

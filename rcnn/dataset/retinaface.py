@@ -5,7 +5,7 @@ Layout (``data_path`` is e.g. ``data/retinaface``)::
     <data_path>/<image_set>/label.txt
     <data_path>/<image_set>/images/<relative path from the '#' line>
 
-``gt_roidb()`` returns one dict per image (SPEC section 5):
+``gt_roidb()`` returns one dict per image:
 
     'image'      <data_path>/<image_set>/images/<path from the '#' line>
     'height', 'width'   image size in pixels (read from the file header)
@@ -22,14 +22,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from rcnn.contract import LANDMARK_FLIP_ORDER
 from rcnn.dataset.label_file import read_label_file
 
-__all__ = ['retinaface', 'FLIP_LANDMARK_ORDER']
+__all__ = ['retinaface']
 
 logger = logging.getLogger(__name__)
-
-# Mirroring swaps the eyes and the mouth corners.
-FLIP_LANDMARK_ORDER = [1, 0, 2, 4, 3]
 
 
 def _image_size(path):
@@ -45,15 +43,13 @@ class retinaface:
         image_set: split folder name.
         root_path: the original's cache folder; kept for its signature, nothing is written.
         data_path: folder holding ``<image_set>/label.txt`` and ``<image_set>/images``.
-        cfg: configuration for ``TRAIN.MIN_BOX_SIZE`` (default: the global config).
+        cfg: the configuration (``rcnn.config.get_config``), for ``TRAIN.MIN_BOX_SIZE``.
     """
 
     classes = ['bg', 'face']
     num_classes = 2
 
-    def __init__(self, image_set, root_path, data_path, cfg=None):
-        if cfg is None:
-            from rcnn.config import config as cfg
+    def __init__(self, image_set, root_path, data_path, cfg):
         self.cfg = cfg
         self.name = 'retinaface'
         self.image_set = image_set
@@ -134,7 +130,7 @@ class retinaface:
         """Append a horizontally mirrored copy of every entry to ``roidb`` (in place) and return it.
 
         Every 'boxes*' array maps x1' = W - x2 - 1, x2' = W - x1 - 1; present landmarks
-        map x' = W - 1 - x and the points are reordered by FLIP_LANDMARK_ORDER.
+        map x' = W - 1 - x and the points are reordered by ``rcnn.contract.LANDMARK_FLIP_ORDER``.
         """
         flipped = []
         for entry in roidb:
@@ -150,7 +146,7 @@ class retinaface:
                 landmarks = entry['landmarks'].copy()
                 present = landmarks[:, :, 2] >= 0
                 landmarks[:, :, 0] = np.where(present, width - 1 - landmarks[:, :, 0], landmarks[:, :, 0])
-                new['landmarks'] = landmarks[:, FLIP_LANDMARK_ORDER, :]
+                new['landmarks'] = landmarks[:, LANDMARK_FLIP_ORDER, :]
             flipped.append(new)
         roidb.extend(flipped)
         self.num_images = len(roidb)

@@ -59,8 +59,10 @@ import numpy as np
 import scipy.io
 from tqdm import tqdm
 
+from rcnn.cli import setup_logging
 from rcnn.dataset.label_file import LabelRecord, write_label_file
 from rcnn.fileio import atomic_open, atomic_path
+from rcnn.processing.box_ops import pairwise_overlap
 
 logger = logging.getLogger(__name__)
 
@@ -225,18 +227,6 @@ def _sample_face(rng, height):
                  occluder=occluder)
 
 
-def _area(boxes):
-    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
-
-
-def _iou(box, boxes):
-    """IoU of one (x1, y1, x2, y2) box against (N, 4), continuous areas."""
-    iw = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    ih = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = iw * ih
-    return inter / (_area(box) + _area(boxes) - inter)
-
-
 def _place_faces(rng, theme, height, width):
     """Sample faces for a scene and place them without heavy overlap, largest first."""
     lo, hi = theme.heights
@@ -265,7 +255,7 @@ def _fits(face, placed):
     # Heads may overlap by at most 35 % of the smaller head's diameter.
     if np.any(face.radius + radii - dist > 0.7 * np.minimum(face.radius, radii)):
         return False
-    return bool(np.all(_iou(face.box(), np.array([f.box() for f in placed])) < 0.3))
+    return bool(np.all(pairwise_overlap(face.box(), np.array([f.box() for f in placed]), plus_one=False) < 0.3))
 
 
 def _background(rng, height, width):
@@ -726,7 +716,7 @@ def main(argv=None):
     for name in ('num_train', 'num_val', 'num_test'):
         if getattr(args, name) < 0:
             parser.error('--%s must be >= 0' % name.replace('_', '-'))
-    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    setup_logging()
     seconds = generate_widerface(args.output, args.num_train, args.num_val, args.num_test, args.seed,
                                  args.workers)
     print('wrote %s in %.1f s' % (args.output, seconds))

@@ -33,7 +33,9 @@ import sys
 
 import numpy as np
 
+from rcnn.cli import setup_logging
 from rcnn.fileio import atomic_open, atomic_path
+from rcnn.processing.box_ops import pairwise_overlap
 
 __all__ = ['SETTINGS', 'THRESH_NUM', 'GroundTruth', 'load_ground_truth', 'read_prediction_file',
            'load_predictions', 'normalize_scores', 'match_image', 'voc_ap', 'evaluate',
@@ -202,17 +204,6 @@ def _xywh_to_xyxy(boxes):
     return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:4]], axis=1)
 
 
-def _box_overlaps(boxes, query):
-    """(N, K) IoU of (N, 4) and (K, 4) ``x1 y1 x2 y2`` boxes, +1 pixel convention."""
-    iw = np.minimum(boxes[:, None, 2], query[None, :, 2]) - np.maximum(boxes[:, None, 0], query[None, :, 0]) + 1
-    ih = np.minimum(boxes[:, None, 3], query[None, :, 3]) - np.maximum(boxes[:, None, 1], query[None, :, 1]) + 1
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    area_b = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
-    area_q = (query[:, 2] - query[:, 0] + 1) * (query[:, 3] - query[:, 1] + 1)
-    union = area_b[:, None] + area_q[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=inter > 0)
-
-
 def match_image(pred, gt_boxes, iou_thresh):
     """Best ground-truth face of each prediction of one image.
 
@@ -227,7 +218,7 @@ def match_image(pred, gt_boxes, iou_thresh):
     """
     order = np.argsort(-pred[:, 4], kind='stable')
     pred = pred[order]
-    overlaps = _box_overlaps(_xywh_to_xyxy(pred[:, :4]), _xywh_to_xyxy(gt_boxes))
+    overlaps = pairwise_overlap(_xywh_to_xyxy(pred[:, :4]), _xywh_to_xyxy(gt_boxes))
     best = overlaps.argmax(axis=1)
     best[overlaps[np.arange(len(best)), best] < iou_thresh] = -1
     return pred[:, 4], best
@@ -371,7 +362,7 @@ def main(argv=None):
     parser.add_argument('--out-dir', default=None,
                         help='where to write widerface_eval.json and widerface_pr.png (default: --pred)')
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    setup_logging()
     result = evaluate(args.pred, args.gt, args.iou_thresh)
     out_dir = args.out_dir or args.pred
     write_summary(result, os.path.join(out_dir, 'widerface_eval.json'))

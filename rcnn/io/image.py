@@ -1,4 +1,4 @@
-"""Training crops (``get_crop_image1``, seed 003), colour jitter and the network's input transform.
+"""Training crops (``crop_image``), colour jitter and the network's input transform.
 
 Images are BGR uint8 as decoded by OpenCV; the network input is RGB float32
 (1, 3, H, W). Boxes are x1, y1, x2, y2 in pixels; landmarks (N, 5, 3) x, y,
@@ -174,21 +174,22 @@ def crop_image(im, roi_rec, rng, cfg):
     return im, new_rec
 
 
-def get_crop_image1(roidb, rng=None, cfg=None):
-    """Decode, crop and transform every roidb entry (seed 003); the entries are not modified.
+def get_crop_image1(roidb, rng, cfg):
+    """Decode, crop and transform every roidb entry; the entries are not modified.
+
+    Compatibility: the original's name for a batch of training crops, for scripts
+    written against it; the loader crops sample by sample (``crop_image``).
 
     Args:
         roidb: list of entries with 'image', 'flipped', 'boxes', 'gt_classes' and
             'landmarks' (optional 'boxes_mask', 'height', 'width').
-        rng: ``np.random.Generator`` for every draw (default: freshly seeded).
-        cfg: configuration (default: the global ``rcnn.config.config``).
+        rng: ``np.random.Generator`` for every draw (None: freshly seeded).
+        cfg: the configuration (``rcnn.config.get_config``).
 
     Returns:
         processed_ims: list of (1, 3, SIZE, SIZE) float32 RGB tensors (``transform``).
         processed_roidb: list of cropped entries (see ``crop_image``).
     """
-    if cfg is None:
-        from rcnn.config import config as cfg
     if rng is None:
         rng = np.random.default_rng()
     processed_ims, processed_roidb = [], []

@@ -1,33 +1,20 @@
-"""Training labels for the RetinaFace heads: crop batches and anchor assignment (seed 003).
+"""Training labels for the RetinaFace heads: crop batches and anchor assignment.
 
-``get_crop_batch`` turns roidb entries into network inputs and ground truth;
-``AA(feat_shape_list).assign_anchor_fpn`` turns the ground truth of one crop
+``AA(feat_shape_list, cfg).assign_anchor_fpn`` turns the ground truth of one crop
 into the per-stride label, box-target and landmark-target arrays the training
-symbol consumes. Boxes are x1, y1, x2, y2 in pixels (+1 convention).
+symbol consumes (names and layouts: ``rcnn.contract``). ``gt_label`` extracts that
+ground truth from a cropped roidb entry. Boxes are x1, y1, x2, y2 in pixels (+1
+convention).
 """
 import numpy as np
 
+from rcnn.contract import BBOX_PRED_LEN, LANDMARK_POINTS, LANDMARK_PRED_LEN, PREFIX, tensor_name
 from rcnn.io.image import get_crop_image1
 from rcnn.processing.bbox_transform import bbox_overlaps
+from rcnn.processing.box_ops import widths_centres
 from rcnn.processing.generate_anchor import anchors_plane, generate_anchors_fpn
 
-__all__ = ['AA', 'get_crop_batch', 'gt_label', 'label_names']
-
-BBOX_PRED_LEN = 4
-LANDMARK_PRED_LEN = 10
-
-
-def label_names(cfg, prefix='face'):
-    """Label names in the order the training symbol declares them.
-
-    For each stride of ``cfg.RPN_FEAT_STRIDE`` (32, 16, 8): ``{prefix}_label``,
-    ``_bbox_target``, ``_bbox_weight`` and, with ``cfg.FACE_LANDMARK``,
-    ``_landmark_target`` and ``_landmark_weight``, each suffixed ``_stride{s}``.
-    """
-    kinds = ['label', 'bbox_target', 'bbox_weight']
-    if cfg.FACE_LANDMARK:
-        kinds += ['landmark_target', 'landmark_weight']
-    return ['%s_%s_stride%d' % (prefix, kind, stride) for stride in cfg.RPN_FEAT_STRIDE for kind in kinds]
+__all__ = ['AA', 'get_crop_batch', 'gt_label']
 
 
 def gt_label(rec, landmark):
@@ -46,15 +33,17 @@ def gt_label(rec, landmark):
     return label
 
 
-def get_crop_batch(roidb, rng=None, cfg=None):
+def get_crop_batch(roidb, cfg, rng=None):
     """Crop every roidb entry (``get_crop_image1``) and collect its ground truth (``gt_label``).
+
+    Compatibility: the original's batch entry point, for scripts written against it.
+    ``CropLoader`` works sample by sample (``rcnn.core.crop_worker.fill_sample``).
+    ``cfg``: the configuration (``rcnn.config.get_config``); ``rng``: ``np.random.Generator``.
 
     Returns:
         data_list: per image {'data': (1, 3, S, S) float32, 'im_info': (1, 3) float32}.
         label_list: per image ``gt_label`` with landmarks if ``cfg.FACE_LANDMARK``.
     """
-    if cfg is None:
-        from rcnn.config import config as cfg
     ims, recs = get_crop_image1(roidb, rng=rng, cfg=cfg)
     data_list = [{'data': im, 'im_info': rec['im_info'][np.newaxis]} for im, rec in zip(ims, recs)]
     label_list = [gt_label(rec, cfg.FACE_LANDMARK) for rec in recs]
@@ -88,14 +77,6 @@ class _Tile:
         self.extent = np.concatenate([self.anchors[:, :2].min(axis=0), self.anchors[:, 2:].max(axis=0)])
 
 
-def _box_stats(boxes):
-    """Widths, heights and centres of (N, >=4) boxes in float64, as ``nonlinear_transform`` computes them."""
-    boxes = np.asarray(boxes, dtype=np.float64)
-    widths = boxes[:, 2] - boxes[:, 0] + 1.0
-    heights = boxes[:, 3] - boxes[:, 1] + 1.0
-    return widths, heights, boxes[:, 0] + 0.5 * (widths - 1.0), boxes[:, 1] + 0.5 * (heights - 1.0)
-
-
 class AA:
     """Anchor assignment for fixed feature-map shapes (anchors, tiles and anchor sizes are built once).
 
@@ -106,14 +87,13 @@ class AA:
     Args:
         feat_shape: per stride of ``cfg.RPN_FEAT_STRIDE`` (descending), a shape whose
             last two entries are the feature map's height and width, e.g. (1, C, 20, 20).
-        cfg: configuration (default: the global ``rcnn.config.config``).
+        cfg: the configuration (``rcnn.config.get_config``): strides, anchors, SCALES and
+            the TRAIN assignment settings.
     """
 
     TILE_CELLS = 20
 
-    def __init__(self, feat_shape, cfg=None):
-        if cfg is None:
-            from rcnn.config import config as cfg
+    def __init__(self, feat_shape, cfg):
         self.cfg = cfg
         self.feat_shape = [tuple(int(v) for v in shape) for shape in feat_shape]
         if len(self.feat_shape) != len(cfg.RPN_FEAT_STRIDE):
@@ -148,7 +128,7 @@ class AA:
         self.inside = np.concatenate(inside)  # (K,) bool
         self.all_inside = bool(self.inside.all())
         self.num_anchors = offset
-        self._widths, self._heights, self._ctr_x, self._ctr_y = _box_stats(self.anchors)
+        self._widths, self._heights, self._ctr_x, self._ctr_y = widths_centres(self.anchors)
         # The offset denominators of nonlinear_transform / landmark_transform.
         self._x_denom = self._widths + 1e-14
         self._y_denom = self._heights + 1e-14
@@ -231,7 +211,7 @@ class AA:
         if len(bg_inds) > num_bg:
             labels[rng.choice(bg_inds, size=len(bg_inds) - num_bg, replace=False)] = -1
 
-    def assign_anchor_fpn(self, gt_label, im_info, landmark=False, prefix='face', select_stride=0, rng=None):
+    def assign_anchor_fpn(self, gt_label, im_info, landmark=False, prefix=PREFIX, select_stride=0, rng=None):
         """Assign ground truth to every anchor of every stride.
 
         Args:
@@ -277,7 +257,7 @@ class AA:
         # and landmark_transform on the anchor sizes cached in __init__.
         bbox_targets = np.zeros((BBOX_PRED_LEN, self.num_anchors), dtype=np.float32)
         if assigned is not None:
-            gt_w, gt_h, gt_x, gt_y = _box_stats(gt_boxes)
+            gt_w, gt_h, gt_x, gt_y = widths_centres(gt_boxes)
             stds = cfg.TRAIN.BBOX_STDS
             bbox_targets[0] = (gt_x[assigned] - self._ctr_x) / self._x_denom / stds[0]
             bbox_targets[1] = (gt_y[assigned] - self._ctr_y) / self._y_denom / stds[1]
@@ -288,7 +268,7 @@ class AA:
             landmark_valid = positive
             if assigned is not None:
                 points = gt_landmarks.astype(np.float64)
-                for p in range(LANDMARK_PRED_LEN // 2):
+                for p in range(LANDMARK_POINTS):
                     landmark_targets[2 * p] = (points[assigned, p, 0] - self._ctr_x) / self._x_denom
                     landmark_targets[2 * p + 1] = (points[assigned, p, 1] - self._ctr_y) / self._y_denom
                 landmark_targets /= np.float32(cfg.TRAIN.LANDMARK_STD)
@@ -311,7 +291,7 @@ class AA:
                 arrays['landmark_target'] = self._per_anchor(landmark_targets, level)
                 arrays['landmark_weight'] = self._weights(landmark_valid, LANDMARK_PRED_LEN, level)
             for kind, value in arrays.items():
-                outputs['%s_%s_stride%d' % (prefix, kind, level.stride)] = value
+                outputs[tensor_name(kind, level.stride, prefix)] = value
         return outputs
 
     @staticmethod

@@ -6,18 +6,12 @@ centre = x1 + 0.5 * (width - 1). Computations run in float64.
 import numpy as np
 
 from rcnn.cython.bbox import bbox_overlaps_cython
+from rcnn.processing.box_ops import widths_centres
 
 
 def bbox_overlaps(boxes, query_boxes):
     """(N, K) IoU of (N, >=4) boxes with (K, >=4) query boxes; see ``bbox_overlaps_cython``."""
     return bbox_overlaps_cython(boxes, query_boxes)
-
-
-def _widths_centres(boxes):
-    boxes = np.asarray(boxes, dtype=np.float64)
-    widths = boxes[:, 2] - boxes[:, 0] + 1.0
-    heights = boxes[:, 3] - boxes[:, 1] + 1.0
-    return widths, heights, boxes[:, 0] + 0.5 * (widths - 1.0), boxes[:, 1] + 0.5 * (heights - 1.0)
 
 
 def clip_boxes(boxes, im_shape):
@@ -41,8 +35,8 @@ def nonlinear_transform(ex_rois, gt_rois):
     """
     if ex_rois.shape[0] != gt_rois.shape[0]:
         raise ValueError('inconsistent rois number: %d anchors, %d gt boxes' % (ex_rois.shape[0], gt_rois.shape[0]))
-    ex_w, ex_h, ex_cx, ex_cy = _widths_centres(ex_rois)
-    gt_w, gt_h, gt_cx, gt_cy = _widths_centres(gt_rois)
+    ex_w, ex_h, ex_cx, ex_cy = widths_centres(ex_rois)
+    gt_w, gt_h, gt_cx, gt_cy = widths_centres(gt_rois)
     return np.stack(((gt_cx - ex_cx) / (ex_w + 1e-14),
                      (gt_cy - ex_cy) / (ex_h + 1e-14),
                      np.log(gt_w / ex_w),
@@ -56,7 +50,7 @@ def nonlinear_pred(boxes, box_deltas):
     """
     if boxes.shape[0] == 0:
         return np.zeros((0, box_deltas.shape[1]))
-    widths, heights, ctr_x, ctr_y = _widths_centres(boxes)
+    widths, heights, ctr_x, ctr_y = widths_centres(boxes)
     widths, heights = widths[:, np.newaxis], heights[:, np.newaxis]
     pred_ctr_x = box_deltas[:, 0::4] * widths + ctr_x[:, np.newaxis]
     pred_ctr_y = box_deltas[:, 1::4] * heights + ctr_y[:, np.newaxis]
@@ -79,7 +73,7 @@ def landmark_transform(ex_rois, gt_landmarks):
     if ex_rois.shape[0] != gt_landmarks.shape[0]:
         raise ValueError('inconsistent rois number: %d anchors, %d landmark sets'
                          % (ex_rois.shape[0], gt_landmarks.shape[0]))
-    widths, heights, ctr_x, ctr_y = _widths_centres(ex_rois)
+    widths, heights, ctr_x, ctr_y = widths_centres(ex_rois)
     points = np.asarray(gt_landmarks, dtype=np.float64)[:, :, :2]
     targets = np.empty_like(points)
     targets[:, :, 0] = (points[:, :, 0] - ctr_x[:, np.newaxis]) / (widths[:, np.newaxis] + 1e-14)
@@ -95,7 +89,7 @@ def landmark_pred(boxes, landmark_deltas):
     """
     if boxes.shape[0] == 0:
         return np.zeros((0,) + tuple(landmark_deltas.shape[1:]), dtype=landmark_deltas.dtype)
-    widths, heights, ctr_x, ctr_y = _widths_centres(boxes)
+    widths, heights, ctr_x, ctr_y = widths_centres(boxes)
     deltas = landmark_deltas.reshape(landmark_deltas.shape[0], -1, 2)
     pred = np.empty_like(deltas)
     pred[:, :, 0] = deltas[:, :, 0] * widths[:, np.newaxis] + ctr_x[:, np.newaxis]

@@ -4,6 +4,7 @@ Boxes are x1, y1, x2, y2 in pixels with the +1 convention: [0, 0, 15, 15] is 16 
 """
 import numpy as np
 
+from rcnn.contract import DEFAULT_ANCHORS, rpn_anchor_cfg
 from rcnn.cython.anchors import anchors_cython
 
 
@@ -25,17 +26,18 @@ def generate_anchors(base_size=16, ratios=(0.5, 1, 2), scales=(8, 16, 32), strid
 
 
 def generate_anchors_fpn(dense_anchor=False, cfg=None):
-    """Base anchors of every stride in ``cfg`` (default: ``config.RPN_ANCHOR_CFG``).
+    """Base anchors of every stride in ``cfg``.
 
     Args:
-        cfg: {'32': {'SCALES': (32, 16), 'BASE_SIZE': 16, 'RATIOS': (1.0,), ...}, ...}.
+        cfg: an ``RPN_ANCHOR_CFG``: {'32': {'SCALES': (32, 16), 'BASE_SIZE': 16,
+            'RATIOS': (1.0,), ...}, ...}; None is the default layout
+            (``rcnn.contract.DEFAULT_ANCHORS``, the original's ``RAC_SSH``).
 
     Returns:
         list of (A, 4) float64 arrays, strides in descending order (32, 16, 8).
     """
     if cfg is None:
-        from rcnn.config import config
-        cfg = config.RPN_ANCHOR_CFG
+        cfg = rpn_anchor_cfg(DEFAULT_ANCHORS)
     anchors = []
     for stride in sorted((int(k) for k in cfg), reverse=True):
         v = cfg[str(stride)]

@@ -3,7 +3,8 @@
 ``cfg`` is the configuration object (``rcnn.config.config`` after ``generate_config``);
 nothing here reads global state.
 """
-from rcnn.symbol.symbol_common import get_fixed_params, label_names
+from rcnn.contract import label_names
+from rcnn.symbol.symbol_common import get_fixed_params
 from rcnn.symbol.symbol_mnet import get_mnet_test, get_mnet_train
 from rcnn.symbol.symbol_resnet import get_resnet_test, get_resnet_train
 

@@ -1,23 +1,8 @@
 """Shared RetinaFace head: conv+BN blocks, the FPN merge, SSH detection modules and
 the per-stride outputs of the deploy and the training symbols.
 
-Per stride ``s`` (32, 16, 8) with ``A`` anchors per position and a feature map of
-H x W, three 1x1 convolutions predict
-
-* ``face_rpn_cls_score_stride{s}``: (B, 2A, H, W), channel ``c * A + a`` is the
-  class ``c`` (0 background, 1 face) logit of anchor ``a``;
-* ``face_rpn_bbox_pred_stride{s}``: (B, 4A, H, W), channel ``a * 4 + k``;
-* ``face_rpn_landmark_pred_stride{s}``: (B, 10A, H, W), channel ``a * 10 + 2p + {0: x, 1: y}``.
-
-Deploy outputs, in order for every stride (32, 16, 8):
-``face_rpn_cls_prob_reshape_stride{s}`` (B, 2A, H, W) softmax over the two classes,
-``face_rpn_bbox_pred_stride{s}``, ``face_rpn_landmark_pred_stride{s}``.
-
-Training labels per stride (another module's data loader produces them; flattened
-anchor order (a, h, w) for labels, (h, w) positions for the rest):
-``face_label_stride{s}`` (B, A*H*W), ``face_bbox_target_stride{s}`` and
-``face_bbox_weight_stride{s}`` (B, 4A, H*W), ``face_landmark_target_stride{s}`` and
-``face_landmark_weight_stride{s}`` (B, 10A, H*W).
+The heads' tensors, the deploy outputs and the training labels are those of
+``rcnn.contract``, which names them.
 
 Training outputs, in this order for every stride (the training metrics index them;
 the order of the original ``get_out``):
@@ -39,13 +24,14 @@ import re
 
 import mxnet as mx
 
+from rcnn.contract import BBOX_PRED_LEN, LANDMARK_PRED_LEN, anchor_attr, tensor_name
 from rcnn.symbol import rpn_fpn_ohem3
 
-BBOX_PRED_LEN = 4
-LANDMARK_PRED_LEN = 10
+__all__ = ['conv_bn', 'conv_only', 'ssh_detection_module', 'fpn_ssh_features', 'deploy_outputs',
+           'stride_train_outputs', 'train_outputs', 'get_fixed_params']
+
 # Smooth L1 sigma of the original losses: quadratic below |x| < 1/9.
 SMOOTH_L1_SCALAR = 3.0
-PREFIX = 'face'
 
 
 def conv_bn(data, name, num_filter, kernel=(1, 1), pad=(0, 0), stride=(1, 1), act=True, bias_wd_mult=0.0):
@@ -65,9 +51,11 @@ def conv_bn(data, name, num_filter, kernel=(1, 1), pad=(0, 0), stride=(1, 1), ac
     return body
 
 
-def conv_only(data, name, num_filter):
-    """1x1 prediction convolution: Normal(0.01) weight, zero bias (lr_mult 2, wd_mult 0)."""
-    weight = mx.sym.Variable('%s_weight' % name, init=mx.init.Normal(0.01), attr={'__lr_mult__': '1.0'})
+def conv_only(data, name, num_filter, weight_attr=None):
+    """1x1 prediction convolution: Normal(0.01) weight (with ``weight_attr`` added to its
+    attributes), zero bias (lr_mult 2, wd_mult 0)."""
+    weight = mx.sym.Variable('%s_weight' % name, init=mx.init.Normal(0.01),
+                             attr=dict({'__lr_mult__': '1.0'}, **(weight_attr or {})))
     bias = mx.sym.Variable('%s_bias' % name, init=mx.init.Constant(0.0),
                            attr={'__lr_mult__': '2.0', '__wd_mult__': '0.0'})
     return mx.sym.Convolution(data=data, weight=weight, bias=bias, kernel=(1, 1), pad=(0, 0), stride=(1, 1),
@@ -137,40 +125,33 @@ def _num_anchors(cfg, stride):
     return cfg.RPN_ANCHOR_CFG[str(stride)]['NUM_ANCHORS']
 
 
-def _prediction_convs(feat, stride, num_anchors, landmark):
-    cls_score = conv_only(feat, '%s_rpn_cls_score_stride%d' % (PREFIX, stride), 2 * num_anchors)
-    bbox_pred = conv_only(feat, '%s_rpn_bbox_pred_stride%d' % (PREFIX, stride), BBOX_PRED_LEN * num_anchors)
+def _prediction_convs(feat, stride, cfg):
+    """The three 1x1 heads of one stride; the class head's weight records the stride's anchors."""
+    anchors = cfg.RPN_ANCHOR_CFG[str(stride)]
+    num_anchors, landmark = anchors['NUM_ANCHORS'], cfg.FACE_LANDMARK
+    cls_score = conv_only(feat, tensor_name('rpn_cls_score', stride), 2 * num_anchors,
+                          weight_attr=anchor_attr(stride, anchors))
+    bbox_pred = conv_only(feat, tensor_name('rpn_bbox_pred', stride), BBOX_PRED_LEN * num_anchors)
     landmark_pred = None
     if landmark:
-        landmark_pred = conv_only(feat, '%s_rpn_landmark_pred_stride%d' % (PREFIX, stride),
-                                  LANDMARK_PRED_LEN * num_anchors)
+        landmark_pred = conv_only(feat, tensor_name('rpn_landmark_pred', stride), LANDMARK_PRED_LEN * num_anchors)
     return cls_score, bbox_pred, landmark_pred
 
 
 def deploy_outputs(feats, cfg):
-    """Group of the deploy outputs (module docstring) for ``cfg.RPN_FEAT_STRIDE``."""
+    """Group of the deploy outputs (``rcnn.contract``) for ``cfg.RPN_FEAT_STRIDE``."""
     _check_strides(feats, cfg)
     outputs = []
     for stride in cfg.RPN_FEAT_STRIDE:
         num_anchors = _num_anchors(cfg, stride)
-        cls_score, bbox_pred, landmark_pred = _prediction_convs(feats[stride], stride, num_anchors,
-                                                                cfg.FACE_LANDMARK)
+        cls_score, bbox_pred, landmark_pred = _prediction_convs(feats[stride], stride, cfg)
         # (B, 2A, H, W) -> (B, 2, A*H, W): softmax over the class axis, then back.
-        cls_score = mx.sym.Reshape(cls_score, shape=(0, 2, -1, 0),
-                                   name='%s_rpn_cls_score_reshape_stride%d' % (PREFIX, stride))
-        cls_prob = mx.sym.softmax(cls_score, axis=1, name='%s_rpn_cls_prob_stride%d' % (PREFIX, stride))
+        cls_score = mx.sym.Reshape(cls_score, shape=(0, 2, -1, 0), name=tensor_name('rpn_cls_score_reshape', stride))
+        cls_prob = mx.sym.softmax(cls_score, axis=1, name=tensor_name('rpn_cls_prob', stride))
         cls_prob = mx.sym.Reshape(cls_prob, shape=(0, 2 * num_anchors, -1, 0),
-                                  name='%s_rpn_cls_prob_reshape_stride%d' % (PREFIX, stride))
+                                  name=tensor_name('rpn_cls_prob_reshape', stride))
         outputs += [cls_prob, bbox_pred] + ([landmark_pred] if cfg.FACE_LANDMARK else [])
     return mx.sym.Group(outputs)
-
-
-def label_names(cfg):
-    """Training label variable names, strides in ``cfg.RPN_FEAT_STRIDE`` order."""
-    kinds = ['label', 'bbox_target', 'bbox_weight']
-    if cfg.FACE_LANDMARK:
-        kinds += ['landmark_target', 'landmark_weight']
-    return ['%s_%s_stride%d' % (PREFIX, kind, stride) for stride in cfg.RPN_FEAT_STRIDE for kind in kinds]
 
 
 def _anchor_weight_to_channels(anchor_weight, num_anchors, pred_len):
@@ -224,7 +205,7 @@ def stride_train_outputs(cls_score, bbox_pred, landmark_pred, stride, cfg, num_d
                          % (cfg.TRAIN.RPN_ENABLE_OHEM,))
     bbox_scale, landmark_scale = _loss_scales(cfg, num_devices)
     num_anchors = _num_anchors(cfg, stride)
-    names = {kind: '%s_%s_stride%d' % (PREFIX, kind, stride) for kind in
+    names = {kind: tensor_name(kind, stride) for kind in
              ('label', 'bbox_target', 'bbox_weight', 'landmark_target', 'landmark_weight')}
     label = mx.sym.Variable(names['label'])
     bbox_target = mx.sym.Variable(names['bbox_target'])
@@ -233,8 +214,8 @@ def stride_train_outputs(cls_score, bbox_pred, landmark_pred, stride, cfg, num_d
         landmark_target = mx.sym.Variable(names['landmark_target'])
         landmark_weight = mx.sym.Variable(names['landmark_weight'])
 
-    cls_score = mx.sym.Reshape(cls_score, shape=(0, 2, -1), name='%s_rpn_cls_score_reshape_stride%d' % (PREFIX, stride))
-    bbox_pred = mx.sym.Reshape(bbox_pred, shape=(0, 0, -1), name='%s_rpn_bbox_pred_reshape_stride%d' % (PREFIX, stride))
+    cls_score = mx.sym.Reshape(cls_score, shape=(0, 2, -1), name=tensor_name('rpn_cls_score_reshape', stride))
+    bbox_pred = mx.sym.Reshape(bbox_pred, shape=(0, 0, -1), name=tensor_name('rpn_bbox_pred_reshape', stride))
 
     valid_count = None
     if cfg.TRAIN.RPN_ENABLE_OHEM == 2:
@@ -245,32 +226,32 @@ def stride_train_outputs(cls_score, bbox_pred, landmark_pred, stride, cfg, num_d
         label, anchor_weight, valid_count = mx.sym.Custom(
             cls_score=cls_score, labels=label, op_type=rpn_fpn_ohem3.OP_TYPE, num_anchors=num_anchors,
             rpn_batch_size=cfg.TRAIN.RPN_BATCH_SIZE, fg_fraction=cfg.TRAIN.RPN_FG_FRACTION,
-            name='%s_rpn_ohem_stride%d' % (PREFIX, stride))
+            name=tensor_name('rpn_ohem', stride))
         bbox_weight = mx.sym.elemwise_mul(
             bbox_weight, _anchor_weight_to_channels(anchor_weight, num_anchors, BBOX_PRED_LEN),
-            name='%s_bbox_weight_mul_stride%d' % (PREFIX, stride))
+            name=tensor_name('bbox_weight_mul', stride))
         if cfg.FACE_LANDMARK:
             landmark_weight = mx.sym.elemwise_mul(
                 landmark_weight, _anchor_weight_to_channels(anchor_weight, num_anchors, LANDMARK_PRED_LEN),
-                name='%s_landmark_weight_mul_stride%d' % (PREFIX, stride))
+                name=tensor_name('landmark_weight_mul', stride))
     # LR_MODE 1 divides the regression losses by the kept positives of the whole batch
     # (``_loss_scales`` checked that OHEM is on); the epsilon avoids 0/0 without faces.
     loss_norm = mx.sym.sum(valid_count) + 0.001 if cfg.LR_MODE == 1 else None
 
     cls_prob = mx.sym.SoftmaxOutput(data=cls_score, label=label, multi_output=True, normalization='valid',
                                     use_ignore=True, ignore_label=-1, grad_scale=1.0,
-                                    name='%s_rpn_cls_prob_stride%d' % (PREFIX, stride))
-    outputs = [cls_prob, mx.sym.BlockGrad(label, name='%s_rpn_label_stride%d' % (PREFIX, stride))]
+                                    name=tensor_name('rpn_cls_prob', stride))
+    outputs = [cls_prob, mx.sym.BlockGrad(label, name=tensor_name('rpn_label', stride))]
     outputs.append(_regression_loss(bbox_pred, bbox_target, bbox_weight,
-                                    '%s_rpn_bbox_loss_stride%d' % (PREFIX, stride), bbox_scale, loss_norm))
-    outputs.append(mx.sym.BlockGrad(bbox_weight, name='%s_rpn_bbox_weight_stride%d' % (PREFIX, stride)))
+                                    tensor_name('rpn_bbox_loss', stride), bbox_scale, loss_norm))
+    outputs.append(mx.sym.BlockGrad(bbox_weight, name=tensor_name('rpn_bbox_weight', stride)))
     if cfg.FACE_LANDMARK:
         landmark_pred = mx.sym.Reshape(landmark_pred, shape=(0, 0, -1),
-                                       name='%s_rpn_landmark_pred_reshape_stride%d' % (PREFIX, stride))
+                                       name=tensor_name('rpn_landmark_pred_reshape', stride))
         outputs.append(_regression_loss(landmark_pred, landmark_target, landmark_weight,
-                                        '%s_rpn_landmark_loss_stride%d' % (PREFIX, stride), landmark_scale,
+                                        tensor_name('rpn_landmark_loss', stride), landmark_scale,
                                         loss_norm))
-        outputs.append(mx.sym.BlockGrad(landmark_weight, name='%s_rpn_landmark_weight_stride%d' % (PREFIX, stride)))
+        outputs.append(mx.sym.BlockGrad(landmark_weight, name=tensor_name('rpn_landmark_weight', stride)))
     return outputs
 
 
@@ -282,7 +263,7 @@ def train_outputs(feats, cfg, num_devices=1):
     _check_strides(feats, cfg)
     outputs = []
     for stride in cfg.RPN_FEAT_STRIDE:
-        preds = _prediction_convs(feats[stride], stride, _num_anchors(cfg, stride), cfg.FACE_LANDMARK)
+        preds = _prediction_convs(feats[stride], stride, cfg)
         outputs += stride_train_outputs(*preds, stride=stride, cfg=cfg, num_devices=num_devices)
     return mx.sym.Group(outputs)
 
