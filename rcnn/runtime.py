@@ -18,11 +18,68 @@ import os
 
 import mxnet as mx
 
-__all__ = ['configure_cpu_inference', 'usable_cpus']
+__all__ = ['configure_cpu_inference', 'usable_cpus', 'DeviceError', 'cuda_gpus', 'choose_gpu', 'choose_gpus']
 
 logger = logging.getLogger(__name__)
 
 ENGINE = 'NaiveEngine'
+
+
+class DeviceError(ValueError):
+    """A requested device that this MXNet build or this machine does not have."""
+
+
+def cuda_gpus():
+    """GPUs this process can use: 0 with a CPU build of MXNet (pip package ``mxnet``)."""
+    if not mx.runtime.Features().is_enabled('CUDA'):
+        return 0
+    return mx.context.num_gpus()
+
+
+def _check_gpu(gpu, flag, available, on_cpu):
+    if available == 0:
+        raise DeviceError('%s %d: this MXNet build has no CUDA support (GPUs need mxnet-cu112, see the README); '
+                          'to run on the CPU, %s' % (flag, gpu, on_cpu))
+    if gpu >= available:
+        raise DeviceError('%s %d: MXNet sees %d GPU(s) here (ids 0..%d); to run on the CPU, %s'
+                          % (flag, gpu, available, available - 1, on_cpu))
+
+
+def choose_gpu(gpu, flag='--gpu'):
+    """The device of a detection command: a GPU id, or -1 for the CPU.
+
+    ``gpu`` None picks GPU 0 when MXNet has CUDA and a GPU is visible, else the CPU
+    (logged once). An explicit id must exist.
+
+    Raises:
+        DeviceError: one line naming ``flag`` and how to run on the CPU.
+    """
+    available = cuda_gpus()
+    if gpu is None:
+        if available:
+            return 0
+        logger.info('no GPU available to MXNet: running on the CPU')
+        return -1
+    if gpu >= 0:
+        _check_gpu(gpu, flag, available, 'pass %s -1' % flag)
+    return gpu
+
+
+def choose_gpus(gpus, flag='--gpus'):
+    """The GPU ids of a training run: ``gpus`` (a list) checked, or, for None, every GPU
+    MXNet sees; an empty list means the CPU (logged once when nothing was asked for).
+
+    Raises:
+        DeviceError: one line naming ``flag`` and how to run on the CPU.
+    """
+    available = cuda_gpus()
+    if gpus is None:
+        if not available:
+            logger.info('no GPU available to MXNet: training on the CPU')
+        return list(range(available))
+    for gpu in gpus:
+        _check_gpu(gpu, flag, available, 'leave %s out' % flag)
+    return list(gpus)
 
 
 def usable_cpus():
