@@ -131,14 +131,14 @@ class RetinaFace:
     def _setup(self, forward, num_outputs, strides, anchor_cfg, source, nms, nocrop, decay4, vote):
         """Everything but the network: anchors, output layout and post-processing settings.
 
-        ``forward`` maps a float32 (1, 3, H, W) RGB input to the deploy outputs
-        (``rcnn.contract``) as NumPy arrays, and offers ``input_buffer(shape)``.
+        ``forward`` becomes ``self.net``: it maps a float32 (1, 3, H, W) RGB input to the
+        deploy outputs (``rcnn.contract``) as NumPy arrays, and offers ``input_buffer(shape)``.
         """
         per_stride = num_outputs // len(strides)
         if num_outputs % len(strides) or per_stride not in (2, 3):
             raise ValueError('%s has %d outputs; with anchor strides %s the detector needs 2 or 3 per stride'
                              % (source, num_outputs, strides))
-        self._forward_net = forward
+        self.net = forward
         self._feat_stride_fpn = strides
         base_anchors = generate_anchors_fpn(dense_anchor=False, cfg=anchor_cfg)
         self._anchors_fpn = {s: a.astype(np.float32) for s, a in zip(strides, base_anchors)}
@@ -163,9 +163,9 @@ class RetinaFace:
 
     def _forward(self, im):
         """Network outputs (NumPy) for a BGR (H, W, 3) image fed as RGB float32 (1, 3, H, W)."""
-        buffer = self._forward_net.input_buffer((1, 3) + im.shape[:2])
+        buffer = self.net.input_buffer((1, 3) + im.shape[:2])
         buffer[0] = im.transpose(2, 0, 1)[::-1]
-        return self._forward_net(buffer)
+        return self.net(buffer)
 
     def _decode(self, net_out, im_shape, threshold):
         """Candidates of one network pass: the anchors whose face probability is >= threshold.

@@ -30,17 +30,10 @@ def _timed_ms(fn):
 
 
 def _bare_forward(detector, img):
-    """The detector's bound executor for ``img``'s shape, input already in place."""
-    buffer, exe, _ = detector._slot((1, 3) + img.shape[:2])
+    """The detector's network on ``img``'s RGB tensor, already in place (outputs read back)."""
+    buffer = detector.net.input_buffer((1, 3) + img.shape[:2])
     buffer[0] = img.transpose(2, 0, 1)[::-1]
-    data = exe.arg_dict['data']
-
-    def run():
-        if data.context.device_type != 'cpu':
-            data[:] = buffer
-        exe.forward(is_train=False)
-        return [out.asnumpy() for out in exe.outputs]
-    return run
+    return functools.partial(detector.net, buffer)
 
 
 def main(argv=None):
@@ -74,6 +67,7 @@ def main(argv=None):
             print('%-8s %-10s %7.2f %12.2f %12.2f %7.3f %6d' % (
                 pathlib.Path(path).stem, '%dx%d' % (img.shape[1], img.shape[0]), thresh, medians[0], detect_ms,
                 detect_ms / medians[0], faces))
+
 
 if __name__ == '__main__':
     main()

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
-from rcnn.config import config, generate_config  # noqa: E402
+from rcnn.config import get_config  # noqa: E402
 from rcnn.core.loader import CropLoader  # noqa: E402
 from rcnn.dataset.retinaface import retinaface  # noqa: E402
 from rcnn.dataset.synthetic import generate_widerface  # noqa: E402
@@ -73,11 +73,11 @@ def main():
     parser.add_argument('--workers', default='1,2,4')
     args = parser.parse_args()
 
-    generate_config('mnet', 'retinaface')
+    config, _ = get_config('mnet', 'retinaface')
     if not os.path.isfile(os.path.join(args.data, 'train', 'label.txt')):
         print('generating %d synthetic images in %s' % (args.images, args.data))
         generate_widerface(args.data, args.images, 0, 0, seed=0)
-    imdb = retinaface('train', 'unused', args.data)
+    imdb = retinaface('train', 'unused', args.data, config)
     roidb = imdb.append_flipped_images(imdb.gt_roidb())
     images = len(roidb) // args.batch * args.batch
     print('%d roidb entries, batch %d, %d CPUs, OpenCV threads %d in the serial process'
