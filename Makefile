@@ -1,7 +1,13 @@
 # `make` builds the Cython kernels in place (as the original RetinaFace did).
 # `make test` creates .venv if missing, installs the pinned requirements, builds, runs pytest.
 VENV        ?= .venv
-REQUIREMENTS ?= requirements.txt
+# The GPU build of MXNet where an NVIDIA driver answers, else the CPU build; REQUIREMENTS=... overrides.
+ifeq ($(origin REQUIREMENTS), undefined)
+REQUIREMENTS := $(if $(shell nvidia-smi >/dev/null 2>&1 && echo gpu),requirements-gpu.txt,requirements.txt)
+REQUIREMENTS_WHY := $(if $(filter requirements-gpu.txt,$(REQUIREMENTS)),nvidia-smi works,no working nvidia-smi)
+else
+REQUIREMENTS_WHY := REQUIREMENTS was given
+endif
 SYSTEM_PYTHON ?= python3
 PYTHON      := $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,$(SYSTEM_PYTHON))
 VENV_PYTHON := $(VENV)/bin/python
@@ -16,6 +22,7 @@ build:
 	rm -rf build
 
 $(VENV)/.installed: $(REQUIREMENTS)
+	@echo "installing $(REQUIREMENTS) ($(REQUIREMENTS_WHY))"
 	test -x $(VENV_PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
 	$(VENV_PYTHON) -m pip install -q --upgrade pip setuptools wheel
 	$(VENV_PYTHON) -m pip install -q -r $(REQUIREMENTS)
