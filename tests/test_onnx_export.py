@@ -211,13 +211,16 @@ def test_plain_export_model_gets_fix_gamma_wrong(resnet, tmp_path):
 
 @pytest.fixture(scope='module')
 def train_checkpoint(tmp_path_factory):
+    """A train.py checkpoint: one iteration of fine-tuning mnet.25 on synthetic data (realistic outputs,
+    unlike a fresh initialisation's near-constant ones)."""
     root = tmp_path_factory.mktemp('train')
     dataset = str(root / 'retinaface')
     generate_widerface(dataset, num_train=2, num_val=1, num_test=1, seed=3, workers=1)
-    prefix = str(root / 'scratch')
+    prefix = str(root / 'tuned')
     result = subprocess.run([sys.executable, 'train.py', '--network', 'mnet', '--dataset', 'retinaface',
                              '--dataset_path', dataset, '--prefix', prefix, '--batch_images', '1', '--workers', '0',
-                             '--max_iters', '1'], cwd=REPO, capture_output=True, text=True, timeout=600)
+                             '--pretrained', mnet_prefix(), '--pretrained_epoch', '0', '--max_iters', '1'],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     return prefix
 
@@ -227,6 +230,9 @@ def test_train_py_checkpoint_exports_and_matches(train_checkpoint, tmp_path):
     result = onnx_export.export_retinaface(train_checkpoint, 1, path)
     assert result.notes == []
     symbol, arg_params, aux_params = onnx_export.load_retinaface(train_checkpoint, 1)
+    released, _ = onnx_export.load_retinaface(mnet_prefix(), 0)[1:]
+    assert not np.array_equal(arg_params['face_rpn_cls_score_stride8_weight'].asnumpy(),
+                              released['face_rpn_cls_score_stride8_weight'].asnumpy())
     forward = OnnxForward(path)
     data = rgb_tensor(cv2.imread(str(require_shared('assets/images/t4.jpg'))))
     assert_outputs_close(forward.output_names, forward(data), mxnet_outputs(symbol, arg_params, aux_params, data))
