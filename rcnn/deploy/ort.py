@@ -12,6 +12,23 @@ MXNet symbol they come from (names without MXNet's ``_output`` suffix):
   ``cls_prob`` (B, 2), ``fc3`` (B, 4) (and the landmark head (B, 10) when the weights have
   one); input ``data`` BGR, (x - 127.5) * 0.0078125.
 
+Using it in the detectors (only the forward differs from MXNet; post-processing is shared):
+
+- RetinaFace: ``OnnxForward(path)(rgb)`` with ``rgb`` the (1, 3, H, W) tensor the MXNet
+  executor gets returns the executor's outputs, in the same order, as NumPy. Dynamic
+  exports take any H, W >= 1 (odd sizes too: the FPN's Crop becomes a Slice to the
+  runtime shape); a static export (``input_shape`` all ints) takes exactly its
+  (1, 3, H, W), so a detector on it must refuse other image sizes (after scaling)
+  with a clear error. ``metadata['model']`` is 'retinaface' for our exports; the
+  output count (9 with landmarks, 6 without) gives the outputs per stride as for a
+  symbol.
+- MTCNN: the calling convention of ``mtcnn.predictor.Predictor``: (B, 3, H, W) in,
+  [cls_prob, box(, landmarks)] with B rows out; any B (0 included) in one call, so
+  no chunking or padding is needed. ``metadata['model']`` is 'mtcnn-pnet', -rnet or -onet.
+- Keep MXNet forwards out of a process that times onnxruntime: run right after MXNet
+  forwards, mnet.25 on t1 took 34 against 31 ms (MXNet's OpenMP threads spin on after
+  its operators). ``rcnn.runtime.configure_cpu_inference`` does nothing for these sessions.
+
 Threads: onnxruntime's default thread pool spins (busy-waits) between operators,
 which takes CPU time from every other process on a shared machine and, with more
 threads than free cores, slows the forward itself. Sessions here run operators one
