@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
+from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
 
 from conftest import REPO, make_cfg, require_shared
 from mtcnn.predictor import load_net
@@ -279,7 +280,7 @@ def test_plain_export_model_of_pnet_cannot_run(tmp_path):
     path = str(tmp_path / 'plain.onnx')
     mx.onnx.export_model(symbol, {n: arg_params[n] for n in symbol.list_arguments() if n != 'data'},
                          in_shapes=[(1, 3, 24, 24)], in_types=np.float32, onnx_file_path=path)
-    with pytest.raises(Exception, match='PRelu'):
+    with pytest.raises(RuntimeException, match=r"PRelu node. Name:'prelu1'.*Attempting to broadcast"):
         OnnxForward(path)(np.zeros((1, 3, 24, 24), np.float32))
 
 
@@ -350,8 +351,10 @@ def test_failed_verification_names_the_output_and_writes_nothing(monkeypatch, tm
     assert failure.value.output == 'face_rpn_landmark_pred_stride16'
     assert failure.value.error > failure.value.allowed
     assert os.listdir(tmp_path) == []
-    # An existing file is kept as it was, even with overwrite.
+    # An existing file is kept as it was: refused without overwrite, untouched by a failed export with it.
     path.write_bytes(b'previous')
+    with pytest.raises(FileExistsError, match='bad.onnx exists'):
+        onnx_export.export_retinaface(mnet_prefix(), 0, str(path))
     with pytest.raises(VerificationError):
         onnx_export.export_retinaface(mnet_prefix(), 0, str(path), overwrite=True)
     assert path.read_bytes() == b'previous' and os.listdir(tmp_path) == ['bad.onnx']
@@ -417,6 +420,14 @@ def test_cli_exports_a_net_and_prints_one_summary_line(capsys, tmp_path, cpu_run
     assert 'onnxruntime matches MXNet on 1x3x48x48, 7x3x48x48' in lines[0]
     assert cpu_runtime_requests == ['cpu']
     assert OnnxForward(out).metadata['model'] == 'mtcnn-onet'
+
+
+def test_cli_static_pnet(capsys, tmp_path):
+    out = str(tmp_path / 'pnet.onnx')
+    export_onnx.main(['mtcnn', '--net', 'pnet', '--params', str(require_shared(MTCNN % 'pnet')), '--output', out,
+                      '--shape', '60', '80'])
+    assert 'input data (1, 3, 60, 80)' in capsys.readouterr().out
+    assert OnnxForward(out).input_shape == (1, 3, 60, 80)
 
 
 def test_onnx_forward_session_settings(mnet_onnx):
