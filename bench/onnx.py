@@ -1,0 +1,173 @@
+"""Bare network forward on MXNet against onnxruntime, same nets, same inputs.
+
+    python bench/onnx.py [--repeat 10] [--rounds 4] [--shared ../shared]
+
+The released mnet.25 and the three MTCNN nets are exported to ONNX first
+(``rcnn.deploy.onnx_export``, into a temporary folder). Each runtime then runs in
+its own child process, in alternating rounds (MXNet, onnxruntime, MXNet, ...; one
+process's leftover threads never slow the other's measurements):
+
+- mxnet: ``rcnn.runtime.configure_cpu_inference()`` first, as our detection
+  commands run it (naive engine, one OpenMP thread per CPU). mnet.25 is a bound
+  executor per input shape (input copied in, forward, every output read back, as
+  ``RetinaFace`` runs it); the MTCNN nets are the detector's
+  (``mtcnn.predictor.load_net``: oneDNN form, crops in chunks of 32).
+- onnxruntime: ``rcnn.deploy.ort.OnnxForward`` with its defaults (sequential
+  execution, one intra-op thread per CPU, spinning off); the crops in one batch.
+
+Inputs: mnet.25 on t4, t6 and t1 (RGB float, full size); P-Net on test01 at the
+first pyramid scale of a 24-pixel minimum face (0.5); R-Net on 128 and O-Net on
+32 seeded crops of test01. Prints the median and the minimum of all rounds' runs
+(ms) and the ratios mxnet / onnxruntime of both (> 1: onnxruntime is faster). On a
+machine shared with other processes, MXNet's OpenMP threads stall whenever a CPU is
+taken away (a forward waits for every thread), onnxruntime's pool much less: the
+medians then move, the minimums say what each does on free CPUs.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+# This file is named onnx.py: with its folder first on the path (Python puts it there),
+# ``import onnx`` (MXNet's import runs one) would import this script instead of the package.
+sys.path[0] = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+
+import cv2  # noqa: E402
+import mxnet as mx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rcnn import runtime  # noqa: E402
+from rcnn.runtime import usable_cpus  # noqa: E402
+
+RUNTIMES = ('mxnet', 'onnxruntime')
+MNET = os.path.join('assets', 'models', 'retinaface-mnet025', 'mnet.25')
+MTCNN = os.path.join('assets', 'models', 'mtcnn-mxnet', '%s-0016.params')
+# (label, model, image, what is fed)
+CASES = (('mnet.25 t4', 'mnet', 't4', 'image'), ('mnet.25 t6', 'mnet', 't6', 'image'),
+         ('mnet.25 t1', 'mnet', 't1', 'image'), ('pnet test01', 'pnet', 'test01', 0.5),
+         ('rnet 128 crops', 'rnet', 'test01', 128), ('onet 32 crops', 'onet', 'test01', 32))
+CROP_SIZE = {'rnet': 24, 'onet': 48}
+
+
+def case_input(shared, model, image, feed):
+    """The float32 (B, 3, H, W) input of a case."""
+    img = cv2.imread(os.path.join(shared, 'assets', 'images', image + '.jpg'))
+    if img is None:
+        sys.exit('cannot read %s.jpg under %s/assets/images' % (image, shared))
+    if model == 'mnet':
+        return np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32)
+    if model == 'pnet':
+        images = [cv2.resize(img, None, fx=feed, fy=feed)]
+    else:
+        rng = np.random.RandomState(0)
+        images = []
+        for _ in range(feed):
+            side = rng.randint(24, min(img.shape[:2]) // 2)
+            y, x = rng.randint(0, img.shape[0] - side), rng.randint(0, img.shape[1] - side)
+            images.append(cv2.resize(img[y:y + side, x:x + side], (CROP_SIZE[model],) * 2))
+    return np.ascontiguousarray(((np.stack(images).astype(np.float32) - 127.5) * 0.0078125).transpose(0, 3, 1, 2))
+
+
+def mnet_forward(model, shape):
+    """mnet.25 on inputs of ``shape`` as RetinaFace runs it: a bound executor, input copied in,
+    forward, every output read back. ``model`` is (symbol, arg_params, aux_params)."""
+    symbol, arg_params, aux_params = model
+    args = {n: arg_params[n] for n in symbol.list_arguments() if n != 'data'}
+    aux = {n: aux_params[n] for n in symbol.list_auxiliary_states()}
+    executor = symbol.bind(mx.cpu(), dict(args, data=mx.nd.zeros(shape)), aux_states=aux, grad_req='null')
+
+    def forward(batch):
+        executor.arg_dict['data'][:] = batch
+        return [out.asnumpy() for out in executor.forward(is_train=False)]
+    return forward
+
+
+def forwards(name, shared, models):
+    """{case label: callable(data) -> outputs} of runtime ``name``."""
+    if name == 'mxnet':
+        runtime.configure_cpu_inference()
+        from mtcnn.predictor import load_net
+        from rcnn.deploy.onnx_export import load_retinaface
+        mnet = load_retinaface(os.path.join(shared, MNET), 0)
+        nets = {net: load_net(net, os.path.join(shared, MTCNN % net)) for net in ('pnet', 'rnet', 'onet')}
+        return {label: mnet_forward(mnet, case_input(shared, model, image, feed).shape) if model == 'mnet'
+                else nets[model] for label, model, image, feed in CASES}
+    from rcnn.deploy.ort import OnnxForward
+    sessions = {model: OnnxForward(os.path.join(models, model + '.onnx')) for _, model, _, _ in CASES}
+    return {label: sessions[model] for label, model, _, _ in CASES}
+
+
+def measure_here(name, repeat, shared, models):
+    """Milliseconds of ``repeat`` calls per case in this process (after two warm-up calls)."""
+    times = {}
+    for label, forward in forwards(name, shared, models).items():
+        model, image, feed = next(case[1:] for case in CASES if case[0] == label)
+        data = case_input(shared, model, image, feed)
+        for _ in range(2):  # binds executors, plans memory, warms oneDNN
+            forward(data)
+        samples = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            forward(data)
+            samples.append(1e3 * (time.perf_counter() - start))
+        times[label] = samples
+    return times
+
+
+def export_models(shared, folder):
+    from rcnn.deploy import onnx_export
+    onnx_export.export_retinaface(os.path.join(shared, MNET), 0, os.path.join(folder, 'mnet.onnx'))
+    for net in ('pnet', 'rnet', 'onet'):
+        onnx_export.export_mtcnn(net, os.path.join(shared, MTCNN % net), os.path.join(folder, net + '.onnx'))
+
+
+def run_child(name, repeat, shared, models):
+    command = [sys.executable, os.path.abspath(__file__), '--runtime', name, '--repeat', str(repeat),
+               '--shared', shared, '--models', models]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        sys.exit('the %s run failed:\n%s' % (name, result.stderr))
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--repeat', type=int, default=10, help='timed calls per case and round')
+    parser.add_argument('--rounds', type=int, default=4, help='child processes per runtime, alternating')
+    parser.add_argument('--shared', default=os.environ.get(
+        'RETINAFACE_SHARED', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared')))
+    parser.add_argument('--runtime', choices=RUNTIMES, help='measure in this process only and print JSON (children)')
+    parser.add_argument('--models', help='folder of the exported models (children)')
+    args = parser.parse_args()
+    if args.runtime:
+        print(json.dumps(measure_here(args.runtime, args.repeat, args.shared, args.models)))
+        return
+    import onnxruntime
+    load_before = os.getloadavg()[0]
+    samples = {name: {label: [] for label, *_ in CASES} for name in RUNTIMES}
+    with tempfile.TemporaryDirectory() as models:
+        export_models(args.shared, models)
+        for _ in range(args.rounds):
+            for name in RUNTIMES:
+                for label, times in run_child(name, args.repeat, args.shared, models).items():
+                    samples[name][label].extend(times)
+    print('MXNet %s (configure_cpu_inference) against onnxruntime %s (OnnxForward), %d usable CPUs, '
+          'median of %d x %d runs, milliseconds' % (mx.__version__, onnxruntime.__version__, usable_cpus(),
+                                                     args.rounds, args.repeat))
+    print('1-minute load average %.2f before, %.2f after' % (load_before, os.getloadavg()[0]))
+    print('%-16s %-14s %16s %16s %10s %8s' % ('case', 'input', 'mxnet med (min)', 'onnxrt med (min)',
+                                                'ratio med', 'min'))
+    for label, model, image, feed in CASES:
+        shape = case_input(args.shared, model, image, feed).shape
+        (mxnet_med, mxnet_min), (ort_med, ort_min) = (
+            (float(np.median(samples[name][label])), min(samples[name][label])) for name in RUNTIMES)
+        print('%-16s %-14s %16s %16s %9.2fx %7.2fx' % (
+            label, 'x'.join(map(str, shape)), '%.2f (%.2f)' % (mxnet_med, mxnet_min),
+            '%.2f (%.2f)' % (ort_med, ort_min), mxnet_med / ort_med, mxnet_min / ort_min))
+
+
+if __name__ == '__main__':
+    main()
