@@ -15,7 +15,7 @@ import sys
 
 __all__ = ['LOG_FORMAT', 'setup_logging', 'positive_float', 'probability', 'int_list', 'probability_list',
            'gpu_id', 'int_at_least', 'check_writable_dir', 'check_existing_dir', 'check_existing_file',
-           'check_output_file', 'check_checkpoint', 'choose_device', 'exit_error', 'input_errors',
+           'check_output_file', 'check_checkpoint', 'check_listed_images', 'choose_device', 'exit_error', 'input_errors',
            'model_load_errors']
 
 LOG_FORMAT = '%(asctime)s %(levelname)s %(name)s: %(message)s'
@@ -129,6 +129,14 @@ def check_checkpoint(parser, prefix, epoch, flag='--prefix'):
     for path in ('%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, epoch)):
         if not os.path.isfile(path):
             parser.error('%s: model file %s does not exist' % (flag, path))
+
+
+def check_listed_images(paths, listed_in):
+    """Before the work on them: exit with one line (``exit_error``) naming the first of the image
+    ``paths`` that is not a file, and the list ``listed_in`` that names it."""
+    for path in paths:
+        if not os.path.isfile(path):
+            exit_error('image %s (listed in %s) does not exist' % (path, listed_in))
 
 
 def choose_device(parser, gpu, flag='--gpu'):
