@@ -11,46 +11,14 @@ import argparse
 import os
 
 import cv2
-import mxnet as mx
 
-from mtcnn.detector import MtcnnDetector
+from mtcnn.cli import add_detector_arguments, build_detector, check_detector_arguments
 from rcnn import cli
 from rcnn.draw import draw_detections
 from rcnn.fileio import atomic_path
 from rcnn.io.image import read_image
 
-__all__ = ['main', 'add_detector_arguments', 'check_detector_arguments', 'build_detector']
-
-
-def add_detector_arguments(parser, stages=('pnet', 'rnet', 'onet'), required=()):
-    """The cascade's options: a ``--<stage>`` .params file per stage, --min-face-size, --threshold, --gpu."""
-    for stage in stages:
-        default = None if stage in required else 'model/%s-0016.params' % stage
-        parser.add_argument('--' + stage, required=stage in required, default=default,
-                            help='%s .params file' % stage.upper().replace('NET', '-Net'))
-    parser.add_argument('--min-face-size', type=cli.int_at_least(12), default=24,
-                        help='smallest face searched, pixels (>= 12)')
-    parser.add_argument('--threshold', type=cli.probability_list(3), default='0.6,0.7,0.7',
-                        help='face-probability thresholds of P-Net, R-Net, O-Net')
-    parser.add_argument('--gpu', type=cli.gpu_id, default=None,
-                        help='GPU id, -1 for the CPU (default: GPU 0 if MXNet has CUDA and sees a GPU, else the CPU)')
-
-
-def check_detector_arguments(parser, args, stages):
-    """Exit through ``parser.error`` unless every given stage file exists; returns the MXNet context
-    of the chosen device (``rcnn.cli.choose_device``)."""
-    for stage in stages:
-        if getattr(args, stage) is not None:
-            cli.check_existing_file(parser, getattr(args, stage), '--' + stage)
-    gpu = cli.choose_device(parser, args.gpu)
-    return mx.gpu(gpu) if gpu >= 0 else mx.cpu()
-
-
-def build_detector(args, ctx, stages=('pnet', 'rnet', 'onet')):
-    """The MtcnnDetector of the given stage files; a corrupt file ends the command with one line."""
-    files = [getattr(args, stage) for stage in stages]
-    with cli.model_load_errors(*[f for f in files if f]):
-        return MtcnnDetector(*files, ctx=ctx, min_face_size=args.min_face_size, threshold=args.threshold)
+__all__ = ['main']
 
 
 def main(argv=None):
@@ -59,7 +27,7 @@ def main(argv=None):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--image', required=True)
     parser.add_argument('--out', required=True, help='where to write the annotated image')
-    add_detector_arguments(parser)
+    add_detector_arguments(parser, released_defaults=True)
     args = parser.parse_args(argv)
     cli.check_existing_file(parser, args.image, '--image')
     cli.check_output_file(parser, args.out, '--out')

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mtcnn.boxes import iou
-from mtcnn.demo import add_detector_arguments, build_detector, check_detector_arguments
+from mtcnn.cli import add_detector_arguments, build_detector, check_detector_arguments
 from mtcnn.samples import load_annotations
 from rcnn import cli
 from rcnn.io.image import read_image
@@ -83,7 +83,6 @@ def main(argv=None):
     parser.add_argument('--label', required=True)
     parser.add_argument('--images', default=None, help='image root (default: images/ beside the label)')
     add_detector_arguments(parser, required=('pnet',))
-    parser.set_defaults(rnet=None, onet=None)
     parser.add_argument('--min-gt', type=float, default=24, help='ignore faces smaller than this (pixels)')
     args = parser.parse_args(argv)
     cli.check_existing_file(parser, args.label, '--label')

@@ -14,7 +14,7 @@ import argparse
 import mxnet as mx
 import numpy as np
 
-from mtcnn.demo import add_detector_arguments, check_detector_arguments
+from mtcnn.cli import add_detector_arguments, check_detector_arguments
 from mtcnn.detector import MtcnnDetector
 from mtcnn.predictor import load_net
 from mtcnn.samples import generate, load_annotations
@@ -59,8 +59,7 @@ def main(argv=None):
     parser.add_argument('--label', required=True, help='RetinaFace label.txt of the training split')
     parser.add_argument('--images', default=None, help='image root (default: images/ beside the label)')
     parser.add_argument('--output', required=True, help='sample root')
-    add_detector_arguments(parser, stages=('pnet', 'rnet'), required=())
-    parser.set_defaults(pnet=None, rnet=None)
+    add_detector_arguments(parser, stages=('pnet', 'rnet'))
     parser.add_argument('--min-face', type=cli.int_at_least(1), default=40,
                         help='smallest face side (pixels) used for positives and landmark faces')
     parser.add_argument('--no-landmark', action='store_true', help='write no landmark faces')

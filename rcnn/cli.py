@@ -15,8 +15,8 @@ import sys
 
 __all__ = ['LOG_FORMAT', 'setup_logging', 'positive_float', 'probability', 'int_list', 'probability_list',
            'gpu_id', 'int_at_least', 'check_writable_dir', 'check_existing_dir', 'check_existing_file',
-           'check_output_file', 'check_checkpoint', 'check_listed_images', 'choose_device', 'exit_error', 'input_errors',
-           'model_load_errors']
+           'check_output_file', 'check_checkpoint', 'check_listed_images', 'choose_device', 'exit_error',
+           'input_errors', 'model_load_errors']
 
 LOG_FORMAT = '%(asctime)s %(levelname)s %(name)s: %(message)s'
 

@@ -62,9 +62,12 @@ def test_folder_reports_unreadable_images_and_goes_on(prefix, tmp_path, capsys):
 def test_missing_model_and_image_are_named(prefix, tmp_path, capsys):
     image = str(require_shared('assets/images/t4.jpg'))
     for args, message in (
-            (['--prefix', str(tmp_path / 'none'), '--image', image], '%s-symbol.json does not exist' % (tmp_path / 'none')),
-            (['--prefix', prefix, '--image', str(tmp_path / 'x.jpg')], 'image %s does not exist' % (tmp_path / 'x.jpg')),
-            (['--prefix', prefix, '--image', image, '--scales', '0'], 'argument --scales: must be a finite number > 0')):
+            (['--prefix', str(tmp_path / 'none'), '--image', image],
+             '%s-symbol.json does not exist' % (tmp_path / 'none')),
+            (['--prefix', prefix, '--image', str(tmp_path / 'x.jpg')],
+             'image %s does not exist' % (tmp_path / 'x.jpg')),
+            (['--prefix', prefix, '--image', image, '--scales', '0'],
+             'argument --scales: must be a finite number > 0')):
         with pytest.raises(SystemExit) as exit_info:
             detect.main(args + ['--epoch', '0', '--output', str(tmp_path / 'out')])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
@@ -129,7 +132,8 @@ def test_output_that_would_replace_an_input_is_refused(fake, tmp_path, capsys):
         ([str(inputs), '--output', str(linked_out)], 'the annotated copy %s would replace the input image %s'
          % (linked_out / 'p0.jpg', inputs / 'p0.jpg')),
         ([str(examples), '--output', str(inputs)], 'would replace the input image %s' % (examples / 'p1.jpg')),
-        ([str(inputs / 'p1.jpg'), '--output', str(hard_out)], 'the annotated copy %s would replace' % (hard_out / 'p1.jpg')),
+        ([str(inputs / 'p1.jpg'), '--output', str(hard_out)],
+         'the annotated copy %s would replace' % (hard_out / 'p1.jpg')),
         ([str(inputs), '--output', str(tmp_path / 'out'), '--json', str(inputs / 'p1.jpg')],
          '--json %s would replace the input image %s' % (inputs / 'p1.jpg', inputs / 'p1.jpg')),
     ]

@@ -1,7 +1,6 @@
 """MTCNN detector input checks and the command lines' argument checks (mtcnn.demo, evaluate,
 prepare): errors name the argument or file, exit status 2 before any work, 1 for bad files."""
 import hashlib
-import os
 
 import cv2
 import mxnet as mx
@@ -35,7 +34,8 @@ def test_detector_thresholds_are_three_probabilities(threshold):
 
 def test_detect_rejects_non_images_before_any_work():
     detector = MtcnnDetector(must_not_run)
-    for img in (None, np.zeros((20, 20, 3), np.float64), np.zeros((20, 20, 4), np.uint8), np.zeros((0, 20, 3), np.uint8)):
+    for img in (None, np.zeros((20, 20, 3), np.float64), np.zeros((20, 20, 4), np.uint8),
+                np.zeros((0, 20, 3), np.uint8)):
         with pytest.raises(ValueError, match=r'MtcnnDetector.detect expects a BGR uint8 image of shape \(H, W, 3\)'):
             detector.detect(img)
 
@@ -55,7 +55,8 @@ def test_first_pyramid_level_above_the_limit_is_refused_before_any_work(monkeypa
 
 def test_missing_gpu_is_a_one_line_error(monkeypatch):
     monkeypatch.setattr(runtime, 'cuda_gpus', lambda: 0)
-    with pytest.raises(runtime.DeviceError, match=r'^mx.gpu\(0\): this MXNet build has no CUDA support .*use mx.cpu\(\)$'):
+    with pytest.raises(runtime.DeviceError,
+                       match=r'^mx.gpu\(0\): this MXNet build has no CUDA support .*use mx.cpu\(\)$'):
         MtcnnDetector(released('pnet'), ctx=mx.gpu(0))
 
 
@@ -64,7 +65,8 @@ def test_missing_gpu_is_a_one_line_error(monkeypatch):
 def tiny_label(root):
     """One 120 x 160 noise image with one 40-px face, in the label.txt layout."""
     (root / 'images' / 'e').mkdir(parents=True)
-    cv2.imwrite(str(root / 'images' / 'e' / '0.jpg'), np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8))
+    noise = np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8)
+    assert cv2.imwrite(str(root / 'images' / 'e' / '0.jpg'), noise)
     (root / 'label.txt').write_text('# e/0.jpg\n20 30 40 40\n')
     return str(root / 'label.txt')
 
@@ -113,7 +115,8 @@ def test_arguments_are_checked_before_any_work(tmp_path, capsys, monkeypatch, co
      '--net rnet mines hard examples with the trained pnet: pass --pnet'),
     ('prepare', ['--net', 'onet', '--label', '{label}', '--output', '{tmp}/out', '--pnet', '{pnet}'],
      '--net onet mines hard examples with the trained pnet and rnet: pass --rnet'),
-    ('prepare', ['--net', 'pnet', '--label', '{label}', '--output', '{label}/out'], '--output: {label} is not a folder'),
+    ('prepare', ['--net', 'pnet', '--label', '{label}', '--output', '{label}/out'],
+     '--output: {label} is not a folder'),
 ])
 def test_files_are_checked_before_any_work(tmp_path, capsys, monkeypatch, command, args, message):
     label = tiny_label(tmp_path / 'data')

@@ -226,8 +226,8 @@ def test_missing_or_empty_prediction_folder_is_an_error(small_set, tmp_path):
     with pytest.raises(FileNotFoundError, match='prediction folder .*nothere does not exist'):
         widerface.evaluate(tmp_path / 'nothere', gt_dir)
     (tmp_path / 'empty' / EVENT).mkdir(parents=True)
-    with pytest.raises(FileNotFoundError, match=r'no prediction files in .*empty: expected <event>/<name>\.txt '
-                                                r'for the 4 ground-truth images, e\.g\. 0--Parade/0_Parade_faces_1\.txt'):
+    with pytest.raises(FileNotFoundError, match=r'no prediction files in .*empty: expected <event>/<name>\.txt for '
+                                                r'the 4 ground-truth images, e\.g\. 0--Parade/0_Parade_faces_1\.txt'):
         widerface.evaluate(tmp_path / 'empty', gt_dir)
 
 

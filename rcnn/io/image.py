@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-__all__ = ['read_image', 'image_size', 'exif_orientation', 'MAX_MEGAPIXELS', 'check_image', 'load_image', 'crop_image', 'get_crop_image1',
-           'color_aug', 'brightness_aug', 'contrast_aug', 'saturation_aug', 'transform']
+__all__ = ['read_image', 'image_size', 'exif_orientation', 'MAX_MEGAPIXELS', 'check_image', 'load_image', 'crop_image',
+           'get_crop_image1', 'color_aug', 'brightness_aug', 'contrast_aug', 'saturation_aug', 'transform']
 
 logger = logging.getLogger(__name__)
 
