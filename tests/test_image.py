@@ -5,7 +5,7 @@ import io
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from conftest import make_cfg, require_shared
 from rcnn.io.image import (CROP_RETRIES, _scan_jpeg, brightness_aug, color_aug, contrast_aug, get_crop_image1,
@@ -310,3 +310,22 @@ def test_unreadable_files_are_named(tmp_path):
     (tmp_path / 'text.jpg').write_text('hello')
     with pytest.raises(ValueError, match='cannot decode image .*text.jpg'):
         read_image(tmp_path / 'text.jpg')
+
+
+def test_size_is_upright_when_metadata_precedes_the_exif_data(tmp_path):
+    """image_size reads the file's start; metadata longer than that before the EXIF data still counts."""
+    png = tmp_path / 'meta.png'
+    info = PngImagePlugin.PngInfo()
+    info.add_text('comment', 'x' * 300000)  # PIL writes text chunks before eXIf
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(asymmetric_image()).save(str(png), pnginfo=info, exif=exif.tobytes())
+    jpeg = tmp_path / 'meta.jpg'
+    plain = oriented_file(tmp_path / 'plain.jpg', asymmetric_image(), 6, quality=95)
+    comment = b'\xff\xfe' + (65535).to_bytes(2, 'big') + b'c' * 65533  # COM segments ahead of APP1
+    data = open(plain, 'rb').read()
+    jpeg.write_bytes(data[:2] + comment * 3 + data[2:])
+    for path in (png, jpeg):
+        im = read_image(path)
+        assert im.shape == (40, 24, 3) and image_size(path) == (24, 40), path
+        np.testing.assert_array_equal(im, cv2.imread(str(path)))

@@ -189,8 +189,9 @@ def image_size(path):
     """
     with open(path, 'rb') as f:
         head = f.read(_HEADER_BYTES)
-        if head.startswith(_JPEG_SOI) and not _scan_jpeg(head)[1]:
-            head += f.read()  # header segments longer than the first read: rare, read it all
+        if (head.startswith(_JPEG_SOI) and not _scan_jpeg(head)[1]
+                or head.startswith(_PNG_SIGNATURE) and b'IDAT' not in head):
+            head += f.read()  # metadata longer than the first read: rare, read it all
     with Image.open(path) as im:
         width, height = im.size
     return (height, width) if exif_orientation(head) in _TRANSPOSED else (width, height)
