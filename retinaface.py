@@ -9,23 +9,29 @@ only the anchors above the threshold are decoded.
 Boxes are x1, y1, x2, y2 in pixels of the input image (+1 convention), landmarks
 are 5 (x, y) points: left eye, right eye, nose, left and right mouth corners.
 """
+import json
 import logging
+import math
+import numbers
 import os
 
 import cv2
 import mxnet as mx
 import numpy as np
 
+from rcnn import runtime
 from rcnn.contract import (DEFAULT_ANCHORS, LANDMARK_FLIP_ORDER, LANDMARK_POINTS, anchor_settings, recorded_anchors,
                            same_anchors)
 from rcnn.core.checkpoint import load_param_file
 from rcnn.core.executor import ShapeCachedExecutor
+from rcnn.io.image import MAX_MEGAPIXELS, check_image
 from rcnn.processing.bbox_transform import clip_boxes, landmark_pred, nonlinear_pred
 from rcnn.processing.box_ops import pairwise_overlap
 from rcnn.processing.generate_anchor import anchors_plane, generate_anchors_fpn
 from rcnn.processing.nms import cpu_nms_wrapper
 
-__all__ = ['RetinaFace', 'anchor_settings', 'bbox_vote', 'load_checkpoint']
+__all__ = ['RetinaFace', 'MAX_MEGAPIXELS', 'anchor_settings', 'bbox_vote', 'check_scales', 'input_shape',
+           'load_checkpoint', 'load_symbol']
 
 logger = logging.getLogger(__name__)
 
@@ -54,20 +60,49 @@ def detector_anchors(network, symbol, source):
     return named
 
 
+def load_symbol(path):
+    """The MXNet symbol of a ``-symbol.json`` file.
+
+    Raises:
+        ValueError naming the file when it is not an MXNet symbol (truncated, corrupt, other JSON).
+    """
+    with open(path, 'rb') as f:
+        data = f.read()
+    try:
+        # Python's parser first: MXNet's reports a truncated file as a C++ error or a UnicodeDecodeError.
+        graph = json.loads(data.decode('utf-8'))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError('%s: not a valid MXNet symbol file (truncated or corrupt?): %s' % (path, err)) from None
+    if not isinstance(graph, dict) or 'nodes' not in graph or 'heads' not in graph:
+        raise ValueError('%s: not an MXNet symbol file (JSON without "nodes" and "heads")' % path)
+    try:
+        return mx.sym.load_json(data.decode('utf-8'))
+    except mx.base.MXNetError as err:
+        raise ValueError('%s: not a valid MXNet symbol file: %s' % (path, str(err).strip().splitlines()[-1])) \
+            from None
+
+
 def load_checkpoint(prefix, epoch):
     """(symbol, arg_params, aux_params) of ``prefix-symbol.json`` and ``prefix-%04d.params``.
 
     Raises:
-        FileNotFoundError naming the missing file.
+        FileNotFoundError naming the missing file; ValueError naming a corrupt one.
     """
     symbol_file = '%s-symbol.json' % prefix
     params_file = '%s-%04d.params' % (prefix, epoch)
     for path in (symbol_file, params_file):
         if not os.path.isfile(path):
             raise FileNotFoundError('RetinaFace model file %s does not exist' % path)
-    symbol = mx.sym.load(symbol_file)
+    symbol = load_symbol(symbol_file)
     arg_params, aux_params = load_param_file(params_file)
     return symbol, arg_params, aux_params
+
+
+def _probability(value, name):
+    """``value`` as a float in [0, 1], else ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ValueError('%s must be a number in [0, 1], got %r' % (name, value))
+    return float(value)
 
 
 def bbox_vote(det, threshold):
@@ -98,6 +133,42 @@ def bbox_vote(det, threshold):
     return np.vstack(kept)[:_MAX_VOTE_DETECTIONS]
 
 
+def input_shape(height, width, scale, nocrop=False):
+    """(H, W) of the network input for an image of ``height`` x ``width`` pixels at ``scale``
+    (cv2.resize rounds to the nearest pixel; ``nocrop`` pads to multiples of 32)."""
+    if scale != 1.0:
+        height, width = int(round(height * scale)), int(round(width * scale))
+    if nocrop:
+        height, width = -(-height // 32) * 32, -(-width // 32) * 32
+    return height, width
+
+
+def check_scales(height, width, scales, max_megapixels=MAX_MEGAPIXELS, nocrop=False):
+    """``scales`` as a list of floats, checked for an image of ``height`` x ``width`` pixels.
+
+    Raises:
+        ValueError: ``scales`` is not a non-empty list of finite numbers > 0, or a scale
+            gives an empty network input or one above ``max_megapixels`` (``input_shape``).
+    """
+    try:
+        scales = list(scales)
+    except TypeError:
+        scales = None
+    if not scales or not all(isinstance(s, numbers.Real) and not isinstance(s, bool) and math.isfinite(s) and s > 0
+                             for s in scales):
+        raise ValueError('scales must be a non-empty list of finite numbers > 0, got %r' % (scales,))
+    for scale in scales:
+        out_height, out_width = input_shape(height, width, scale, nocrop)
+        if min(out_height, out_width) < 1:
+            raise ValueError('scale %g turns the %dx%d image into an empty network input' % (scale, width, height))
+        if out_height * out_width > max_megapixels * 1e6:
+            raise ValueError('scale %g turns the %dx%d image into a %dx%d network input (%.1f megapixels), above '
+                             'the limit of %g megapixels (RetinaFace max_megapixels, detect.py --max-megapixels)'
+                             % (scale, width, height, out_width, out_height, out_height * out_width / 1e6,
+                                max_megapixels))
+    return [float(s) for s in scales]
+
+
 class RetinaFace:
     """Face detector; see ``detect``. One ``detect`` at a time per instance (the bound
     executors and their input buffers are reused).
@@ -113,15 +184,26 @@ class RetinaFace:
         nocrop: pad the network input with zeros to a multiple of 32.
         decay4: factor on the scores of stride 4 (layouts with a stride-4 level).
         vote: bbox voting instead of NMS (no landmarks returned).
+        max_megapixels: largest network input ``detect`` accepts, in megapixels (H x W / 1e6 of a
+            scaled, and with ``nocrop`` padded, image; default ``MAX_MEGAPIXELS``, 20).
+
+    Raises:
+        rcnn.runtime.DeviceError (a ValueError): GPU ``ctx_id`` is not available here.
     """
 
     # Input shapes whose executors stay bound.
     max_cached_shapes = 8
 
-    def __init__(self, prefix, epoch, ctx_id=0, network=None, nms=0.4, nocrop=False, decay4=0.5, vote=False):
-        symbol, arg_params, aux_params = load_checkpoint(prefix, epoch)
+    def __init__(self, prefix, epoch, ctx_id=0, network=None, nms=0.4, nocrop=False, decay4=0.5, vote=False,
+                 max_megapixels=MAX_MEGAPIXELS):
+        if isinstance(max_megapixels, bool) or not isinstance(max_megapixels, numbers.Real) \
+                or not math.isfinite(max_megapixels) or max_megapixels <= 0:
+            raise ValueError('max_megapixels must be a finite number > 0, got %r' % (max_megapixels,))
         self.ctx_id = ctx_id
         self.ctx = mx.cpu() if ctx_id < 0 else mx.gpu(ctx_id)
+        runtime.check_context(self.ctx, on_cpu='pass ctx_id=-1')
+        self.max_megapixels = float(max_megapixels)
+        symbol, arg_params, aux_params = load_checkpoint(prefix, epoch)
         strides, anchor_cfg = detector_anchors(network, symbol, '%s-symbol.json' % prefix)
         forward = ShapeCachedExecutor(symbol, arg_params, aux_params, self.ctx, max_shapes=self.max_cached_shapes,
                                       source='%s-%04d.params' % (prefix, epoch))
@@ -204,6 +286,10 @@ class RetinaFace:
             landmarks = landmark_pred(anchors, np.vstack(landmark_deltas).reshape(len(anchors), LANDMARK_POINTS, 2))
         return boxes, np.vstack(scores), landmarks
 
+    def check_input(self, height, width, scales):
+        """``check_scales`` with this detector's ``max_megapixels`` and ``nocrop``."""
+        return check_scales(height, width, scales, self.max_megapixels, self.nocrop)
+
     def detect(self, img, threshold=0.5, scales=(1.0,), do_flip=False):
         """Faces in a BGR uint8 image (H, W, 3).
 
@@ -212,12 +298,22 @@ class RetinaFace:
         input, kept at probability >= ``threshold`` (then stride-4 scores times
         ``decay4``), mapped back to the image; then NMS (or bbox voting) over all.
 
+        Args:
+            img: BGR uint8 (H, W, 3).
+            threshold: face probability in [0, 1].
+            scales: non-empty list of finite resize factors > 0, each giving a network input
+                of at most ``max_megapixels`` (``check_scales``).
+
         Returns:
             det: (N, 5) float64 x1, y1, x2, y2, score by descending score;
             landmarks: (N, 5, 2) float32, or None with ``vote`` or a model without landmarks.
+
+        Raises:
+            ValueError for any other argument, before any work.
         """
-        if img.ndim != 3 or img.shape[2] != 3:
-            raise ValueError('detect expects a BGR image of shape (H, W, 3), got %s' % (img.shape,))
+        check_image(img, 'RetinaFace.detect')
+        threshold = _probability(threshold, 'threshold')
+        scales = self.check_input(img.shape[0], img.shape[1], scales)
         boxes_list, scores_list, landmarks_list = [], [], []
         for im_scale in scales:
             scaled = img if im_scale == 1.0 else cv2.resize(img, None, None, fx=im_scale, fy=im_scale,

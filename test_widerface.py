@@ -8,7 +8,10 @@ read from ``<dataset-path>/<image-set>/images/<path>``.  Each image gets
 ``<output>/<event>/<name>.txt``: the relative image name, the number of
 detections, then one ``x y w h score`` line per detection, as the original
 script wrote it.  Files that already exist are skipped unless ``--overwrite``,
-so an interrupted run resumes where it stopped.
+so an interrupted run resumes where it stopped. Before the first image, every
+``label.txt`` path is checked: an absolute path, a ``..`` component or two
+images mapping to one result file is an error naming the lines, as is a
+listed image that does not exist.
 
 Modes: 0 single scale (short side 1600, long side <= 2150); 1 five-scale pyramid
 with flip and bbox voting; 2 pyramid with flip, NMS.
@@ -18,15 +21,14 @@ import logging
 import os
 import sys
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from rcnn import runtime
-from rcnn.cli import setup_logging
+from rcnn import cli
 from rcnn.dataset.label_file import read_label_file
 from rcnn.evaluation import widerface
 from rcnn.fileio import atomic_open
+from rcnn.io.image import read_image
 from retinaface import RetinaFace
 
 logger = logging.getLogger('test_widerface')
@@ -42,6 +44,7 @@ MODES = {  # mode -> (pyramid and flip, bbox voting)
 
 
 def parse_args(argv=None):
+    """Parsed and checked arguments; ``args.gpu`` is the chosen device (-1: the CPU, runtime requested)."""
     parser = argparse.ArgumentParser(description='Test widerface by retinaface detector')
     parser.add_argument('--network', default=None, type=str,
                         help="anchor layout passed to RetinaFace (default: the checkpoint's, else net3)")
@@ -50,12 +53,13 @@ def parse_args(argv=None):
     parser.add_argument('--root-path', default='./data', type=str,
                         help='output data folder of the original (roidb cache); accepted, nothing is cached')
     parser.add_argument('--dataset-path', default='./data/retinaface', type=str, help='dataset path')
-    parser.add_argument('--gpu', default=0, type=int, help='GPU device to test with, -1 for CPU')
+    parser.add_argument('--gpu', default=None, type=cli.gpu_id,
+                        help='GPU id, -1 for the CPU (default: GPU 0 if MXNet has CUDA and sees a GPU, else the CPU)')
     parser.add_argument('--prefix', default='', type=str, help='model prefix')
-    parser.add_argument('--epoch', default=0, type=int, help='model epoch')
+    parser.add_argument('--epoch', default=0, type=cli.int_at_least(0), help='model epoch')
     parser.add_argument('--output', default='./wout', type=str, help='output folder')
     parser.add_argument('--nocrop', action='store_true', help='RetinaFace nocrop option')
-    parser.add_argument('--thresh', default=0.02, type=float, help='valid detection threshold')
+    parser.add_argument('--thresh', default=0.02, type=cli.probability, help='valid detection threshold')
     parser.add_argument('--mode', default=1, type=int, choices=sorted(MODES),
                         help='0 single scale; 1 pyramid + flip + bbox voting; 2 pyramid + flip')
     parser.add_argument('--part', default=0, type=int, help='process images i with i %% parts == part')
@@ -66,6 +70,14 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.parts < 1 or not 0 <= args.part < args.parts:
         parser.error('--part must be in [0, --parts), got --part %d --parts %d' % (args.part, args.parts))
+    label = label_path(args)
+    if not os.path.isfile(label):
+        parser.error('--dataset-path / --image-set: label file %s does not exist' % label)
+    cli.check_checkpoint(parser, args.prefix, args.epoch)
+    cli.check_writable_dir(parser, args.output, '--output')
+    if args.gt is not None:
+        cli.check_existing_dir(parser, args.gt, '--gt')
+    args.gpu = cli.choose_device(parser, args.gpu)
     return args
 
 
@@ -119,36 +131,82 @@ def write_result(path, image_path, boxes):
             f.write('%d %d %d %d %g \n' % (box[0], box[1], box[2] - box[0], box[3] - box[1], box[4]))
 
 
+def label_path(args):
+    return os.path.join(args.dataset_path, args.image_set, 'label.txt')
+
+
+def check_result_paths(records, label):
+    """Raise ValueError, naming ``label``'s lines, for image paths whose result file would leave
+    the output folder (absolute, a ``..`` component) or that share one result file.
+
+    Args:
+        records: ``LabelRecord`` list of ``label`` (``read_label_file``), each with its ``line``.
+    """
+    first = {}
+    for record in records:
+        where = '%s:%d' % (label, record.line)
+        if os.path.isabs(record.path):
+            raise ValueError("%s: image path %r is absolute; paths are relative to the split's images/ folder, "
+                             "and its result file would leave --output" % (where, record.path))
+        if '..' in record.path.split('/'):
+            raise ValueError('%s: image path %r has a ".." component; its result file would leave --output'
+                             % (where, record.path))
+        key = result_path('', record.path)
+        if os.path.basename(key) == '.txt':
+            raise ValueError('%s: image path %r has no file name' % (where, record.path))
+        if key in first:
+            raise ValueError('%s: image %r maps to the result file <output>/%s, as %r on line %d does '
+                             '(results are <event>/<name>.txt: image names must differ within an event)'
+                             % (where, record.path, key, first[key].path, first[key].line))
+        first[key] = record
+
+
 def image_list(dataset_path, image_set):
-    """Relative image paths of ``<dataset_path>/<image_set>/label.txt``, in file order."""
-    return [record.path for record in read_label_file(os.path.join(dataset_path, image_set, 'label.txt'))]
+    """The records of ``<dataset_path>/<image_set>/label.txt`` in file order, their paths checked
+    (``check_result_paths``)."""
+    label = os.path.join(dataset_path, image_set, 'label.txt')
+    records = read_label_file(label)
+    check_result_paths(records, label)
+    return records
 
 
 def detect_split(args):
-    """Detect on this part's images still without a result file, then evaluate if ``--gt``."""
-    images = image_list(args.dataset_path, args.image_set)
-    mine = [p for i, p in enumerate(images) if i % args.parts == args.part]
-    todo = [p for p in mine if args.overwrite or not os.path.exists(result_path(args.output, p))]
-    logger.info('%d images in %s, %d in part %d/%d, %d to do', len(images), args.image_set,
+    """Detect on this part's images still without a result file, then evaluate if ``--gt``.
+
+    Bad input (label.txt, a listed image, the model files, the ground truth or the
+    prediction files) ends the run with one line naming the file and line, exit status 1.
+    """
+    label = label_path(args)
+    image_root = os.path.join(args.dataset_path, args.image_set, 'images')
+    with cli.input_errors():
+        records = image_list(args.dataset_path, args.image_set)
+        mine = [r for i, r in enumerate(records) if i % args.parts == args.part]
+        todo = [r for r in mine if args.overwrite or not os.path.exists(result_path(args.output, r.path))]
+        for record in todo:
+            path = os.path.join(image_root, record.path)
+            if not os.path.isfile(path):
+                raise FileNotFoundError('%s:%d: image %s does not exist' % (label, record.line, path))
+    logger.info('%d images in %s, %d in part %d/%d, %d to do', len(records), args.image_set,
                 len(mine), args.part, args.parts, len(todo))
 
     if todo:
         _, vote = MODES[args.mode]
-        detector = RetinaFace(args.prefix, args.epoch, ctx_id=args.gpu, network=args.network,
-                              nocrop=args.nocrop, vote=vote)
-        image_root = os.path.join(args.dataset_path, args.image_set, 'images')
-        for rel in tqdm(todo, desc='widerface %s' % args.image_set, unit='img'):
-            path = os.path.join(image_root, rel)
-            im = cv2.imread(path)
-            if im is None:
-                raise IOError('cannot read image %s (listed in %s)'
-                              % (path, os.path.join(args.dataset_path, args.image_set, 'label.txt')))
+        with cli.model_load_errors('%s-symbol.json' % args.prefix, '%s-%04d.params' % (args.prefix, args.epoch)):
+            detector = RetinaFace(args.prefix, args.epoch, ctx_id=args.gpu, network=args.network,
+                                  nocrop=args.nocrop, vote=vote)
+        for record in tqdm(todo, desc='widerface %s' % args.image_set, unit='img'):
+            with cli.input_errors():
+                try:
+                    im = read_image(os.path.join(image_root, record.path))
+                except ValueError as err:
+                    raise ValueError('%s:%d: %s' % (label, record.line, err)) from None
             scales, do_flip = get_scales(im.shape, args.mode)
             boxes, _ = detector.detect(im, threshold=args.thresh, scales=scales, do_flip=do_flip)
-            write_result(result_path(args.output, rel), rel, boxes)
+            write_result(result_path(args.output, record.path), record.path, boxes)
 
     if args.gt:
-        result = widerface.evaluate(args.output, args.gt)
+        with cli.input_errors():
+            result = widerface.evaluate(args.output, args.gt)
         widerface.write_summary(result, os.path.join(args.output, 'widerface_eval.json'))
         widerface.plot_pr_curves(result, os.path.join(args.output, 'widerface_pr.png'))
         print(widerface.format_table(result))
@@ -157,12 +215,10 @@ def detect_split(args):
 
 
 def main(argv=None):
+    cli.setup_logging()
     args = parse_args(argv)
-    setup_logging()
     logger.info('Called with argument: %s', args)
-    if args.gpu < 0:
-        runtime.configure_cpu_inference()
-    detect_split(args)
+    return detect_split(args)
 
 
 if __name__ == '__main__':

@@ -5,39 +5,38 @@
 
 Boxes are drawn with their score and, when the O-Net has the landmark branch,
 the five landmarks (``rcnn.draw``); one line per face is printed: x1 y1 x2 y2 score.
+The image is read upright (``rcnn.io.image.read_image``); ``--out`` may not be the image.
 """
 import argparse
+import os
 
 import cv2
-import mxnet as mx
 
-from mtcnn.detector import MtcnnDetector
-from mtcnn.samples import read_image
-from rcnn import runtime
+from mtcnn.cli import add_detector_arguments, build_detector, check_detector_arguments
+from rcnn import cli
 from rcnn.draw import draw_detections
 from rcnn.fileio import atomic_path
+from rcnn.io.image import read_image
 
 __all__ = ['main']
 
 
 def main(argv=None):
+    cli.setup_logging()
     parser = argparse.ArgumentParser(description='MTCNN face detection demo',
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--image', required=True)
     parser.add_argument('--out', required=True, help='where to write the annotated image')
-    parser.add_argument('--pnet', default='model/pnet-0016.params')
-    parser.add_argument('--rnet', default='model/rnet-0016.params')
-    parser.add_argument('--onet', default='model/onet-0016.params')
-    parser.add_argument('--min-face-size', type=int, default=24)
-    parser.add_argument('--threshold', default='0.6,0.7,0.7')
-    parser.add_argument('--gpu', type=int, default=-1, help='GPU id; -1 for CPU')
+    add_detector_arguments(parser, released_defaults=True)
     args = parser.parse_args(argv)
-    if args.gpu < 0:
-        runtime.configure_cpu_inference()
-    ctx = mx.gpu(args.gpu) if args.gpu >= 0 else mx.cpu()
-    threshold = [float(t) for t in args.threshold.split(',')]
-    detector = MtcnnDetector(args.pnet, args.rnet, args.onet, ctx, args.min_face_size, threshold)
-    img = read_image(args.image)
+    cli.check_existing_file(parser, args.image, '--image')
+    cli.check_output_file(parser, args.out, '--out')
+    if os.path.exists(args.out) and os.path.samefile(args.out, args.image):
+        parser.error('--out %s would replace the input image %s' % (args.out, args.image))
+    ctx = check_detector_arguments(parser, args, ('pnet', 'rnet', 'onet'))
+    detector = build_detector(args, ctx)
+    with cli.input_errors():
+        img = read_image(args.image)
     boxes, landmarks = detector.detect(img)
     for box in boxes:
         print('%.2f %.2f %.2f %.2f %.4f' % tuple(box))

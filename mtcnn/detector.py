@@ -1,9 +1,11 @@
 """The MTCNN cascade at test time (SPEC section 8).
 
-Images are BGR uint8 (H, W, 3) as read by ``cv2.imread``. Every stage returns
+Images are BGR uint8 (H, W, 3) as read by ``rcnn.io.image.read_image``. Every stage returns
 float64 boxes (N, 5) ``x1, y1, x2, y2, score`` in pixels of the input image with
 the +1 width convention; an empty (0, 5) array when nothing survives.
 """
+import math
+import numbers
 import os
 
 import cv2
@@ -12,6 +14,8 @@ import numpy as np
 
 from mtcnn.boxes import calibrate, nms, pad, square
 from mtcnn.predictor import load_net
+from rcnn import runtime
+from rcnn.io.image import MAX_MEGAPIXELS, check_image
 
 __all__ = ['MtcnnDetector', 'transform']
 
@@ -47,12 +51,28 @@ class MtcnnDetector:
         ctx: MXNet context for paths.
         min_face_size: smallest face searched, pixels; the first pyramid level
             is scaled by 12 / min_face_size.
-        threshold: face-probability thresholds of the three stages.
+        threshold: face-probability thresholds of the three stages, three numbers in [0, 1].
         scale_factor: ratio between consecutive pyramid levels.
+        max_megapixels: largest first pyramid level ``detect`` accepts, in megapixels (the
+            image scaled by 12 / min_face_size; default ``MAX_MEGAPIXELS``, 20).
+
+    Raises:
+        ValueError for a bad setting; rcnn.runtime.DeviceError (a ValueError) for a GPU
+        ``ctx`` this machine or MXNet build does not have.
     """
 
     def __init__(self, pnet, rnet=None, onet=None, ctx=mx.cpu(), min_face_size=24,
-                 threshold=(0.6, 0.7, 0.7), scale_factor=0.709):
+                 threshold=(0.6, 0.7, 0.7), scale_factor=0.709, max_megapixels=MAX_MEGAPIXELS):
+        threshold = tuple(threshold)
+        if len(threshold) != 3 or not all(isinstance(t, numbers.Real) and not isinstance(t, bool)
+                                          and 0.0 <= t <= 1.0 for t in threshold):
+            raise ValueError('threshold must be three numbers in [0, 1] (P-Net, R-Net, O-Net), got %r'
+                             % (threshold,))
+        if isinstance(max_megapixels, bool) or not isinstance(max_megapixels, numbers.Real) \
+                or not math.isfinite(max_megapixels) or max_megapixels <= 0:
+            raise ValueError('max_megapixels must be a finite number > 0, got %r' % (max_megapixels,))
+        runtime.check_context(ctx)
+
         def load(net, name):
             if isinstance(net, (str, os.PathLike)):
                 return load_net(name, net, ctx)
@@ -68,8 +88,9 @@ class MtcnnDetector:
         if not 0 < scale_factor < 1:
             raise ValueError('scale_factor must be in (0, 1), got %r' % (scale_factor,))
         self.min_face_size = min_face_size
-        self.threshold = tuple(threshold)
+        self.threshold = threshold
         self.scale_factor = scale_factor
+        self.max_megapixels = float(max_megapixels)
 
     def scales(self, height, width):
         """Pyramid scales used on an image of this size, largest first."""
@@ -171,14 +192,24 @@ class MtcnnDetector:
         return boxes[final], landmarks
 
     def detect(self, img):
-        """Full cascade on a BGR uint8 image.
+        """Full cascade on a BGR uint8 image (H, W, 3).
 
         Returns:
             boxes (N, 5) float64 and landmarks (N, 5, 2) or None (no O-Net
             landmark branch). Stages missing from the detector are skipped.
+
+        Raises:
+            ValueError: not such an image, or its first pyramid level is above
+                ``max_megapixels``; before any work.
         """
-        if img is None or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise ValueError('detect() expects a BGR uint8 image (H, W, 3)')
+        check_image(img, 'MtcnnDetector.detect')
+        height, width = img.shape[:2]
+        scale = float(_CELL) / self.min_face_size
+        pixels = int(height * scale) * int(width * scale)
+        if pixels > self.max_megapixels * 1e6:
+            raise ValueError('MtcnnDetector.detect: the %dx%d image at the first pyramid scale %g (12 / min_face_size) '
+                             'is %.1f megapixels, above the limit of %g (max_megapixels)'
+                             % (width, height, scale, pixels / 1e6, self.max_megapixels))
         boxes = self.detect_pnet(img)
         if self.rnet is not None:
             boxes = self.detect_rnet(img, boxes)

@@ -11,16 +11,16 @@ them (the detector is not asked to find faces below its min_face_size).
 """
 import argparse
 import dataclasses
+import math
 
-import mxnet as mx
 import numpy as np
 from tqdm import tqdm
 
 from mtcnn.boxes import iou
-from mtcnn.detector import MtcnnDetector
-from mtcnn.samples import load_annotations, read_image
-from rcnn import runtime
-from rcnn.cli import setup_logging
+from mtcnn.cli import add_detector_arguments, build_detector, check_detector_arguments
+from mtcnn.samples import load_annotations
+from rcnn import cli
+from rcnn.io.image import read_image
 
 __all__ = ['Counts', 'match', 'evaluate', 'main']
 
@@ -77,22 +77,26 @@ def evaluate(detector, annotations, min_gt=0, thresh=0.5):
 
 
 def main(argv=None):
+    cli.setup_logging()
     parser = argparse.ArgumentParser(description='Recall / precision of the MTCNN cascade at IoU 0.5',
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--label', required=True)
     parser.add_argument('--images', default=None, help='image root (default: images/ beside the label)')
-    parser.add_argument('--pnet', required=True)
-    parser.add_argument('--rnet')
-    parser.add_argument('--onet')
-    parser.add_argument('--min-face-size', type=int, default=24)
+    add_detector_arguments(parser, required=('pnet',))
     parser.add_argument('--min-gt', type=float, default=24, help='ignore faces smaller than this (pixels)')
-    parser.add_argument('--threshold', default='0.6,0.7,0.7')
     args = parser.parse_args(argv)
-    setup_logging()
-    threshold = [float(t) for t in args.threshold.split(',')]
-    runtime.configure_cpu_inference()
-    detector = MtcnnDetector(args.pnet, args.rnet, args.onet, mx.cpu(), args.min_face_size, threshold)
-    counts = evaluate(detector, load_annotations(args.label, args.images), args.min_gt)
+    cli.check_existing_file(parser, args.label, '--label')
+    if args.images is not None:
+        cli.check_existing_dir(parser, args.images, '--images')
+    if not math.isfinite(args.min_gt) or args.min_gt < 0:
+        parser.error('--min-gt must be a finite number >= 0, got %r' % args.min_gt)
+    ctx = check_detector_arguments(parser, args, ('pnet', 'rnet', 'onet'))
+    with cli.input_errors():
+        annotations = load_annotations(args.label, args.images)
+    cli.check_listed_images([ann.path for ann in annotations], args.label)
+    detector = build_detector(args, ctx)
+    with cli.input_errors():
+        counts = evaluate(detector, annotations, args.min_gt)
     print('faces %d detections %d recall %.3f precision %.3f'
           % (counts.faces, counts.detections, counts.recall, counts.precision))
 

@@ -14,11 +14,12 @@ import argparse
 import mxnet as mx
 import numpy as np
 
+from mtcnn.cli import add_detector_arguments, check_detector_arguments
 from mtcnn.detector import MtcnnDetector
+from mtcnn.predictor import load_net
 from mtcnn.samples import generate, load_annotations
 from mtcnn.symbol import INPUT_SIZE
-from rcnn import runtime
-from rcnn.cli import setup_logging
+from rcnn import cli
 
 __all__ = ['prepare', 'main']
 
@@ -27,6 +28,7 @@ def prepare(net, label, output, pnet=None, rnet=None, image_root=None, min_face=
             min_face_size=24, threshold=(0.6, 0.7, 0.7), with_landmark=True, seed=0, ctx=mx.cpu()):
     """Samples of ``net`` ('pnet', 'rnet', 'onet'); returns (merged list, counts).
 
+    ``pnet`` / ``rnet`` are ``.params`` paths or loaded nets (``MtcnnDetector``);
     ``min_face_size`` and ``threshold`` configure the detector that mines the
     hard examples of R-Net (P-Net alone) and O-Net (P-Net and R-Net).
     """
@@ -45,27 +47,44 @@ def prepare(net, label, output, pnet=None, rnet=None, image_root=None, min_face=
                     with_landmark=with_landmark)
 
 
+# The trained stages each net's hard examples are mined with.
+MINING_STAGES = {'pnet': (), 'rnet': ('pnet',), 'onet': ('pnet', 'rnet')}
+
+
 def main(argv=None):
+    cli.setup_logging()
     parser = argparse.ArgumentParser(description='Generate MTCNN training samples',
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--net', required=True, choices=sorted(INPUT_SIZE))
     parser.add_argument('--label', required=True, help='RetinaFace label.txt of the training split')
     parser.add_argument('--images', default=None, help='image root (default: images/ beside the label)')
     parser.add_argument('--output', required=True, help='sample root')
-    parser.add_argument('--pnet', help='P-Net .params (R-Net and O-Net samples)')
-    parser.add_argument('--rnet', help='R-Net .params (O-Net samples)')
-    parser.add_argument('--min-face', type=int, default=40,
+    add_detector_arguments(parser, stages=('pnet', 'rnet'))
+    parser.add_argument('--min-face', type=cli.int_at_least(1), default=40,
                         help='smallest face side (pixels) used for positives and landmark faces')
-    parser.add_argument('--min-face-size', type=int, default=24, help='detector min_face_size for mining')
-    parser.add_argument('--threshold', default='0.6,0.7,0.7', help='detector thresholds for mining')
     parser.add_argument('--no-landmark', action='store_true', help='write no landmark faces')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
-    setup_logging()
-    threshold = [float(t) for t in args.threshold.split(',')]
-    runtime.configure_cpu_inference()  # mining runs the cascade one image at a time
-    merged, counts = prepare(args.net, args.label, args.output, args.pnet, args.rnet, args.images,
-                             args.min_face, args.min_face_size, threshold, not args.no_landmark, args.seed)
+    cli.check_existing_file(parser, args.label, '--label')
+    if args.images is not None:
+        cli.check_existing_dir(parser, args.images, '--images')
+    cli.check_writable_dir(parser, args.output, '--output')
+    for stage in MINING_STAGES[args.net]:
+        if getattr(args, stage) is None:
+            parser.error('--net %s mines hard examples with the trained %s: pass --%s'
+                         % (args.net, ' and '.join(MINING_STAGES[args.net]), stage))
+    ctx = check_detector_arguments(parser, args, MINING_STAGES[args.net])
+    with cli.input_errors():
+        annotations = load_annotations(args.label, args.images)
+    cli.check_listed_images([ann.path for ann in annotations], args.label)
+    nets = {}
+    for stage in MINING_STAGES[args.net]:
+        with cli.model_load_errors(getattr(args, stage)):
+            nets[stage] = load_net(stage, getattr(args, stage), ctx)
+    with cli.input_errors():
+        merged, counts = prepare(args.net, args.label, args.output, nets.get('pnet'), nets.get('rnet'), args.images,
+                                 args.min_face, args.min_face_size, args.threshold, not args.no_landmark, args.seed,
+                                 ctx)
     print('%s: %s' % (merged, ', '.join('%s %d' % kv for kv in counts.items())))
 
 

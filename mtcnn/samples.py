@@ -31,6 +31,7 @@ from tqdm import tqdm
 from mtcnn.boxes import iou, square
 from rcnn.dataset.label_file import read_label_file
 from rcnn.fileio import atomic_open
+from rcnn.io.image import read_image
 
 __all__ = ['Annotation', 'load_annotations', 'SampleWriter', 'box_offsets', 'classify_iou',
            'normalise_landmarks', 'mirror_sample', 'rotate_crop', 'pnet_samples',
@@ -67,13 +68,6 @@ def load_annotations(label_path, image_root=None):
         landmarks[(points[:, :, 2] == -1).any(axis=1)] = np.nan
         annotations.append(Annotation(os.path.join(image_root, record.path), boxes, landmarks))
     return annotations
-
-
-def read_image(path):
-    img = cv2.imread(path)
-    if img is None:
-        raise FileNotFoundError('cannot read image %s' % path)
-    return img
 
 
 def box_offsets(face, crop, size):

@@ -1,15 +1,22 @@
 """What the command lines share: one logging setup, argument types and checks made before any work.
 
 The ``type=`` functions raise ``argparse.ArgumentTypeError``, so argparse reports
-``argument --lr: ...`` and exits with status 2 before anything runs.
+``argument --lr: ...`` and exits with status 2 before anything runs; the
+``check_*`` functions exit the same way through ``parser.error``. Bad input
+found once the work has started (a corrupt model file, an unreadable image)
+ends the command with one line ``error: ...`` and status 1 (``exit_error``).
 """
 import argparse
+import contextlib
 import logging
 import math
 import os
+import sys
 
 __all__ = ['LOG_FORMAT', 'setup_logging', 'positive_float', 'probability', 'int_list', 'probability_list',
-           'gpu_id', 'check_writable_dir', 'check_existing_dir']
+           'gpu_id', 'int_at_least', 'check_writable_dir', 'check_existing_dir', 'check_existing_file',
+           'check_output_file', 'check_checkpoint', 'check_listed_images', 'choose_device', 'exit_error',
+           'input_errors', 'model_load_errors']
 
 LOG_FORMAT = '%(asctime)s %(levelname)s %(name)s: %(message)s'
 
@@ -73,6 +80,19 @@ def gpu_id(text):
     return value
 
 
+def int_at_least(low):
+    """Type of an integer >= ``low`` (an epoch, a face size)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError('expected an integer, got %r' % text) from None
+        if value < low:
+            raise argparse.ArgumentTypeError('must be >= %d, got %r' % (low, text))
+        return value
+    return parse
+
+
 def check_writable_dir(parser, path, flag):
     """Exit through ``parser.error`` unless folder ``path`` exists and is writable or can be created."""
     path = os.path.abspath(path or '.')
@@ -89,3 +109,81 @@ def check_existing_dir(parser, path, flag):
     """Exit through ``parser.error`` unless ``path`` is an existing folder."""
     if not os.path.isdir(path):
         parser.error('%s: no such folder: %s' % (flag, path))
+
+
+def check_existing_file(parser, path, flag):
+    """Exit through ``parser.error`` unless ``path`` is an existing file."""
+    if not os.path.isfile(path):
+        parser.error('%s: no such file: %s' % (flag, path))
+
+
+def check_output_file(parser, path, flag):
+    """Exit through ``parser.error`` unless file ``path`` can be written (its folder writable or creatable)."""
+    if os.path.isdir(path):
+        parser.error('%s: %s is a folder, expected a file name' % (flag, path))
+    check_writable_dir(parser, os.path.dirname(os.path.abspath(path)), flag)
+
+
+def check_checkpoint(parser, prefix, epoch, flag='--prefix'):
+    """Exit through ``parser.error`` unless ``prefix-symbol.json`` and ``prefix-%04d.params`` exist."""
+    for path in ('%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, epoch)):
+        if not os.path.isfile(path):
+            parser.error('%s: model file %s does not exist' % (flag, path))
+
+
+def check_listed_images(paths, listed_in):
+    """Before the work on them: exit with one line (``exit_error``) naming the first of the image
+    ``paths`` that is not a file, and the list ``listed_in`` that names it."""
+    for path in paths:
+        if not os.path.isfile(path):
+            exit_error('image %s (listed in %s) does not exist' % (path, listed_in))
+
+
+def choose_device(parser, gpu, flag='--gpu'):
+    """The device of a detection command: a GPU id, or -1 for the CPU.
+
+    ``gpu`` None picks GPU 0 when MXNet has CUDA and sees a GPU, else the CPU
+    (one log line); a device the build or machine lacks exits through
+    ``parser.error``. On the CPU this requests the CPU inference runtime
+    (``rcnn.runtime.configure_cpu_inference``), so call it before the
+    command's first MXNet operation.
+    """
+    from rcnn import runtime
+    try:
+        gpu = runtime.choose_gpu(gpu, flag)
+    except runtime.DeviceError as err:
+        parser.error(str(err))
+    if gpu < 0:
+        runtime.configure_cpu_inference()
+    return gpu
+
+
+def exit_error(message):
+    """End a command on bad input found during the run: ``error: message`` on stderr, exit status 1."""
+    print('error: %s' % message, file=sys.stderr)
+    raise SystemExit(1)
+
+
+@contextlib.contextmanager
+def input_errors():
+    """Report an OSError or ValueError raised while reading the user's files as one line
+    (``exit_error``); the readers' messages name the file and line."""
+    try:
+        yield
+    except (OSError, ValueError) as err:
+        exit_error(err)
+
+
+@contextlib.contextmanager
+def model_load_errors(*files):
+    """Report an error while loading the model ``files`` as one line (``exit_error``).
+
+    OSError and ValueError messages name the file already; MXNet's own errors
+    (several lines with a C++ stack) are reduced to their last line, after the files.
+    """
+    import mxnet as mx
+    try:
+        with input_errors():
+            yield
+    except mx.base.MXNetError as err:
+        exit_error('cannot load %s: %s' % (', '.join(map(str, files)), str(err).strip().splitlines()[-1]))

@@ -18,7 +18,8 @@ import os
 
 import mxnet as mx
 
-__all__ = ['configure_cpu_inference', 'usable_cpus', 'DeviceError', 'cuda_gpus', 'choose_gpu', 'choose_gpus']
+__all__ = ['configure_cpu_inference', 'usable_cpus', 'DeviceError', 'cuda_gpus', 'choose_gpu', 'choose_gpus',
+           'check_context']
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +37,14 @@ def cuda_gpus():
     return mx.context.num_gpus()
 
 
-def _check_gpu(gpu, flag, available, on_cpu):
+def _check_gpu(gpu, what, available, on_cpu):
+    """Raise DeviceError unless GPU ``gpu`` exists; ``what`` names the request ('--gpu 1')."""
     if available == 0:
-        raise DeviceError('%s %d: this MXNet build has no CUDA support (GPUs need mxnet-cu112, see the README); '
-                          'to run on the CPU, %s' % (flag, gpu, on_cpu))
+        raise DeviceError('%s: this MXNet build has no CUDA support (GPUs need mxnet-cu112, see the README); '
+                          'to run on the CPU, %s' % (what, on_cpu))
     if gpu >= available:
-        raise DeviceError('%s %d: MXNet sees %d GPU(s) here (ids 0..%d); to run on the CPU, %s'
-                          % (flag, gpu, available, available - 1, on_cpu))
+        raise DeviceError('%s: MXNet sees %d GPU(s) here (ids 0..%d); to run on the CPU, %s'
+                          % (what, available, available - 1, on_cpu))
 
 
 def choose_gpu(gpu, flag='--gpu'):
@@ -61,7 +63,7 @@ def choose_gpu(gpu, flag='--gpu'):
         logger.info('no GPU available to MXNet: running on the CPU')
         return -1
     if gpu >= 0:
-        _check_gpu(gpu, flag, available, 'pass %s -1' % flag)
+        _check_gpu(gpu, '%s %d' % (flag, gpu), available, 'pass %s -1' % flag)
     return gpu
 
 
@@ -78,8 +80,15 @@ def choose_gpus(gpus, flag='--gpus'):
             logger.info('no GPU available to MXNet: training on the CPU')
         return list(range(available))
     for gpu in gpus:
-        _check_gpu(gpu, flag, available, 'leave %s out' % flag)
+        _check_gpu(gpu, '%s %d' % (flag, gpu), available, 'leave %s out' % flag)
     return list(gpus)
+
+
+def check_context(ctx, on_cpu='use mx.cpu()'):
+    """Raise DeviceError (one line) unless MXNet context ``ctx`` exists here: the Python API's check,
+    made before MXNet would fail on a missing GPU (a C++ error, on some paths an abort)."""
+    if ctx.device_type.startswith('gpu'):
+        _check_gpu(ctx.device_id, 'mx.gpu(%d)' % ctx.device_id, cuda_gpus(), on_cpu)
 
 
 def usable_cpus():

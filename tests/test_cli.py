@@ -1,9 +1,12 @@
 """rcnn.cli argument types and rcnn.runtime device choice: errors name the argument."""
 import argparse
 import os
+import subprocess
+import sys
 
 import pytest
 
+from conftest import REPO
 from rcnn import cli, runtime
 
 
@@ -67,3 +70,56 @@ def test_device_choice_with_gpus(monkeypatch):
     with pytest.raises(runtime.DeviceError, match=r'--gpu 2: MXNet sees 2 GPU\(s\) here'):
         runtime.choose_gpu(2)
 
+
+
+def test_more_argument_types_and_file_checks(tmp_path, capsys):
+    assert parse(cli.int_at_least(12), '12') == 12
+    for text in ('11', '1.5', 'x'):
+        with pytest.raises(SystemExit):
+            parse(cli.int_at_least(12), text)
+        assert 'argument --value' in capsys.readouterr().err
+    parser = argparse.ArgumentParser(prog='prog')
+    (tmp_path / 'm-symbol.json').touch()
+    (tmp_path / 'm-0003.params').touch()
+    cli.check_checkpoint(parser, str(tmp_path / 'm'), 3)
+    cli.check_existing_file(parser, str(tmp_path / 'm-symbol.json'), '--pnet')
+    cli.check_output_file(parser, str(tmp_path / 'new' / 'out.json'), '--json')
+    for call, message in (
+            (lambda: cli.check_checkpoint(parser, str(tmp_path / 'm'), 4),
+             '--prefix: model file %s-0004.params does not exist' % (tmp_path / 'm')),
+            (lambda: cli.check_existing_file(parser, str(tmp_path), '--pnet'), '--pnet: no such file: %s' % tmp_path),
+            (lambda: cli.check_output_file(parser, str(tmp_path), '--json'), '--json: %s is a folder' % tmp_path)):
+        with pytest.raises(SystemExit) as exit_info:
+            call()
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_errors_found_during_the_run_are_one_line(capsys):
+    import mxnet as mx
+    with pytest.raises(SystemExit) as exit_info:
+        with cli.input_errors():
+            raise ValueError('label.txt:3: bad line')
+    assert exit_info.value.code == 1 and capsys.readouterr().err == 'error: label.txt:3: bad line\n'
+    with pytest.raises(SystemExit) as exit_info:
+        with cli.model_load_errors('m-symbol.json', 'm-0000.params'):
+            raise mx.base.MXNetError('Traceback (most recent call last):\n  File "x.cc", line 3\nMXNetError: broken')
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == 'error: cannot load m-symbol.json, m-0000.params: MXNetError: broken\n'
+    with pytest.raises(KeyError):  # anything else is a bug: its traceback is kept
+        with cli.input_errors():
+            raise KeyError('x')
+
+
+def test_device_choice_comes_before_the_cpu_runtime_takes_effect():
+    """Asking MXNet for its GPUs (the default --gpu) does not fix the engine: the CPU
+    inference runtime that choose_device then requests still takes effect (child process)."""
+    code = ('import argparse, mxnet as mx\n'
+            'from rcnn import cli, runtime\n'
+            'runtime.cuda_gpus()\n'
+            'assert cli.choose_device(argparse.ArgumentParser(), -1) == -1\n'
+            'mx.nd.ones((2, 2)).asnumpy()\n')
+    env = {k: v for k, v in os.environ.items() if k not in ('MXNET_ENGINE_TYPE', 'OMP_NUM_THREADS')}
+    result = subprocess.run([sys.executable, '-c', code], cwd=REPO, env=dict(env, PYTHONPATH=str(REPO)),
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert 'MXNet start using engine: NaiveEngine' in result.stderr

@@ -4,6 +4,7 @@ import copy
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import make_cfg
 from rcnn.contract import LANDMARK_FLIP_ORDER
@@ -125,6 +126,28 @@ def test_landmarks_follow_the_pixels_through_flip_and_crop(tmp_path):
             for k, (x, y, v) in enumerate(recs[0]['landmarks'][0]):
                 assert v == 1
                 np.testing.assert_allclose(crop[int(round(y)), int(round(x))], expected[k], atol=2)
+
+
+def test_exif_oriented_image_is_annotated_and_sized_upright(tmp_path):
+    """A JPEG stored 60 x 20 (w x h) with EXIF Orientation 8 (rotate 90 degrees counter-clockwise)
+    is 20 x 60 upright: the roidb size is the upright one, a box drawn in that frame is not
+    clipped, and the crop sees the face's pixels where label.txt puts them."""
+    stored = np.full((20, 60, 3), 30, np.uint8)
+    stored[4:14, 44:56] = 250  # after the rotation: x 4..14, y 4..16
+    (tmp_path / 'train' / 'images').mkdir(parents=True)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    Image.fromarray(stored).save(str(tmp_path / 'train' / 'images' / 'r.jpg'), exif=exif.tobytes(), quality=95)
+    (tmp_path / 'train' / 'label.txt').write_text('# r.jpg\n4 4 10 12 ' + MISSING + '0\n')
+    cfg = make_cfg(PRE_SCALES=[1.0], COLOR_MODE=0, SCALES=[(20, 20)])
+    (entry,) = retinaface('train', 'unused', str(tmp_path), cfg=cfg).gt_roidb()
+    assert (entry['width'], entry['height']) == (20, 60)
+    np.testing.assert_array_equal(entry['boxes'], [[4, 4, 14, 16]])
+    rng = np.random.default_rng(0)
+    ims, recs = get_crop_image1([entry], rng=rng, cfg=cfg)
+    x1, y1, x2, y2 = np.round(recs[0]['boxes'][0]).astype(int)
+    face = ims[0][0, :, y1:y2, x1:x2]
+    assert face.min() > 200
 
 
 @pytest.mark.parametrize('text, message', [

@@ -1,13 +1,17 @@
 """detect.py: annotated images and JSON for a file or a folder; clear errors."""
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
-from conftest import require_shared
+from conftest import REPO, require_shared
 
 import detect
+from rcnn import runtime
 from retinaface import RetinaFace
 
 MNET_PARAMS = 'assets/models/retinaface-mnet025/mnet.25-0000.params'
@@ -47,7 +51,8 @@ def test_folder_reports_unreadable_images_and_goes_on(prefix, tmp_path, capsys):
                           str(tmp_path / 'out'), '--json', str(tmp_path / 'r.json'), '--scales', '1.0', '0.5',
                           '--flip'])
     assert status == 1
-    assert 'cannot read image %s' % (folder / 'broken.jpg') in capsys.readouterr().err
+    assert 'error: cannot decode image %s (corrupt or not an image); skipped' % (folder / 'broken.jpg') \
+        in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['a.jpg']
     result = json.loads((tmp_path / 'r.json').read_text())
     assert [r['image'] for r in result['images']] == [str(folder / 'a.jpg')]
@@ -56,12 +61,185 @@ def test_folder_reports_unreadable_images_and_goes_on(prefix, tmp_path, capsys):
 
 def test_missing_model_and_image_are_named(prefix, tmp_path, capsys):
     image = str(require_shared('assets/images/t4.jpg'))
-    status = detect.main(['--prefix', str(tmp_path / 'none'), '--epoch', '0', '--image', image,
-                          '--output', str(tmp_path)])
-    assert status == 2 and '%s-symbol.json does not exist' % (tmp_path / 'none') in capsys.readouterr().err
-    status = detect.main(['--prefix', prefix, '--epoch', '0', '--image', str(tmp_path / 'x.jpg'),
-                          '--output', str(tmp_path)])
-    assert status == 2 and 'image %s does not exist' % (tmp_path / 'x.jpg') in capsys.readouterr().err
+    for args, message in (
+            (['--prefix', str(tmp_path / 'none'), '--image', image],
+             '%s-symbol.json does not exist' % (tmp_path / 'none')),
+            (['--prefix', prefix, '--image', str(tmp_path / 'x.jpg')],
+             'image %s does not exist' % (tmp_path / 'x.jpg')),
+            (['--prefix', prefix, '--image', image, '--scales', '0'],
+             'argument --scales: must be a finite number > 0')):
+        with pytest.raises(SystemExit) as exit_info:
+            detect.main(args + ['--epoch', '0', '--output', str(tmp_path / 'out')])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()
+
+
+# ---------------------------------------------------------------- checks before any work (a stand-in detector)
+
+class FakeRetinaFace:
+    """Stands in for retinaface.RetinaFace: one face per image, records its arguments."""
+    instances = []
+
+    def __init__(self, prefix, epoch, ctx_id=0, max_megapixels=None):
+        self.kwargs = dict(prefix=prefix, epoch=epoch, ctx_id=ctx_id, max_megapixels=max_megapixels)
+        self.images = []
+        FakeRetinaFace.instances.append(self)
+
+    def detect(self, img, threshold=0.5, scales=(1.0,), do_flip=False):
+        self.images.append(img.shape)
+        return np.array([[1.0, 1.0, 5.0, 5.0, 0.9]]), np.full((1, 5, 2), 3.0)
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    """The stand-in detector and an (empty) checkpoint prefix it is pointed at."""
+    FakeRetinaFace.instances = []
+    monkeypatch.setattr(detect, 'RetinaFace', FakeRetinaFace)
+    for name in ('m-symbol.json', 'm-0000.params'):
+        (tmp_path / name).touch()
+    return str(tmp_path / 'm')
+
+
+def photos(folder, count=2, size=(16, 12)):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        assert cv2.imwrite(str(folder / ('p%d.jpg' % i)), np.full((size[1], size[0], 3), 40 * i, np.uint8))
+    return folder
+
+
+def tree(root):
+    """{relative path: (is a link, bytes)} of everything under ``root``."""
+    return {p.relative_to(root): (p.is_symlink(), p.read_bytes() if p.is_file() else None)
+            for p in sorted(root.rglob('*'))}
+
+
+def test_output_that_would_replace_an_input_is_refused(fake, tmp_path, capsys):
+    """Same folder; a link in --output to an input; inputs that are links into --output;
+    a hard link; --json over an input: refused before the model is loaded, nothing changes."""
+    inputs = photos(tmp_path / 'photos')
+    linked_out = tmp_path / 'linked_out'
+    linked_out.mkdir()
+    (linked_out / 'p0.jpg').symlink_to(inputs / 'p0.jpg')
+    examples = tmp_path / 'examples'
+    examples.mkdir()
+    (examples / 'p1.jpg').symlink_to(inputs / 'p1.jpg')
+    hard_out = tmp_path / 'hard_out'
+    hard_out.mkdir()
+    os.link(inputs / 'p1.jpg', hard_out / 'p1.jpg')
+    cases = [
+        ([str(inputs), '--output', str(inputs)], 'the annotated copy %s would replace the input image %s'
+         % (inputs / 'p0.jpg', inputs / 'p0.jpg')),
+        ([str(inputs), '--output', str(linked_out)], 'the annotated copy %s would replace the input image %s'
+         % (linked_out / 'p0.jpg', inputs / 'p0.jpg')),
+        ([str(examples), '--output', str(inputs)], 'would replace the input image %s' % (examples / 'p1.jpg')),
+        ([str(inputs / 'p1.jpg'), '--output', str(hard_out)],
+         'the annotated copy %s would replace' % (hard_out / 'p1.jpg')),
+        ([str(inputs), '--output', str(tmp_path / 'out'), '--json', str(inputs / 'p1.jpg')],
+         '--json %s would replace the input image %s' % (inputs / 'p1.jpg', inputs / 'p1.jpg')),
+    ]
+    before = tree(tmp_path)
+    for args, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            detect.main(['--prefix', fake, '--epoch', '0', '--image'] + args)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+    assert tree(tmp_path) == before and not FakeRetinaFace.instances
+
+
+def test_links_to_inputs_elsewhere_are_read_not_replaced(fake, tmp_path, cpu_runtime_requests):
+    """tools/demo.py's layout: --image is a folder of links to the val images, --output a fresh folder."""
+    inputs = photos(tmp_path / 'val')
+    examples = tmp_path / 'examples'
+    examples.mkdir()
+    for name in ('p0.jpg', 'p1.jpg'):
+        (examples / name).symlink_to(inputs / name)
+    before = tree(inputs)
+    out = tmp_path / 'pictures'
+    assert detect.main(['--prefix', fake, '--epoch', '0', '--image', str(examples), '--output', str(out),
+                        '--json', str(out / 'detections.json'), '--gpu', '-1']) == 0
+    assert sorted(p.name for p in out.iterdir()) == ['detections.json', 'p0.jpg', 'p1.jpg']
+    assert tree(inputs) == before and all((examples / n).is_symlink() for n in ('p0.jpg', 'p1.jpg'))
+    assert FakeRetinaFace.instances[0].kwargs['ctx_id'] == -1 and cpu_runtime_requests == ['cpu']
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--thresh', '1.5'], 'argument --thresh: must be a number in [0, 1]'),
+    (['--scales', '1', 'nan'], 'argument --scales: must be a finite number > 0'),
+    (['--scales', 'inf'], 'argument --scales: must be a finite number > 0'),
+    (['--scales', '-0.5'], 'argument --scales: must be a finite number > 0'),
+    (['--gpu', '-3'], 'argument --gpu: expected a GPU id'),
+    (['--epoch', '-1'], 'argument --epoch: must be >= 0'),
+    (['--epoch', '2'], '--prefix: model file {tmp}/m-0002.params does not exist'),
+    (['--output', '{tmp}/photos/p0.jpg/sub'], '--output: {tmp}/photos/p0.jpg is not a folder'),
+    (['--json', '{tmp}/photos'], '--json: {tmp}/photos is a folder'),
+    (['--image', '{tmp}/empty'], '--image: no .jpg/.jpeg/.png/.bmp files in folder {tmp}/empty'),
+    (['--max-megapixels', '0'], 'argument --max-megapixels: must be a finite number > 0'),
+])
+def test_arguments_are_checked_before_any_work(fake, tmp_path, capsys, extra, message):
+    photos(tmp_path / 'photos')
+    (tmp_path / 'empty').mkdir()
+    args = ['--prefix', fake, '--epoch', '0', '--image', str(tmp_path / 'photos'), '--output', str(tmp_path / 'out')]
+    with pytest.raises(SystemExit) as exit_info:
+        detect.main(args + [a.format(tmp=tmp_path) for a in extra])
+    assert exit_info.value.code == 2
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
+    assert not FakeRetinaFace.instances and not (tmp_path / 'out').exists()
+
+
+def test_scaled_input_above_the_limit_is_refused_up_front(fake, tmp_path, capsys):
+    """The original ran into the OOM killer with --scales 40 on a 1280 x 886 photo."""
+    photo = tmp_path / 'big' / 'photo.jpg'
+    photo.parent.mkdir()
+    assert cv2.imwrite(str(photo), np.zeros((886, 1280, 3), np.uint8))
+    base = ['--prefix', fake, '--epoch', '0', '--image', str(photo.parent), '--output', str(tmp_path / 'out')]
+    with pytest.raises(SystemExit) as exit_info:
+        detect.main(base + ['--scales', '1', '40'])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert ('--scales: %s: scale 40 turns the 1280x886 image into a 51200x35440 network input (1814.5 megapixels), '
+            'above the limit of 20 megapixels' % photo) in err
     with pytest.raises(SystemExit):
-        detect.main(['--prefix', prefix, '--epoch', '0', '--image', image, '--output', str(tmp_path),
-                     '--scales', '0'])
+        detect.main(base + ['--max-megapixels', '1'])  # 1.13 MP at scale 1
+    assert 'above the limit of 1 megapixels' in capsys.readouterr().err
+    assert not FakeRetinaFace.instances and not (tmp_path / 'out').exists()
+    assert detect.main(base + ['--scales', '2', '--max-megapixels', '4.6']) == 0  # 2560 x 1772 = 4.54 MP
+    assert FakeRetinaFace.instances[0].kwargs['max_megapixels'] == 4.6
+
+
+def test_default_device_and_a_missing_gpu(fake, tmp_path, capsys, caplog, cpu_runtime_requests, monkeypatch):
+    photos(tmp_path / 'photos', count=1)
+    args = ['--prefix', fake, '--epoch', '0', '--image', str(tmp_path / 'photos'), '--output', str(tmp_path / 'out')]
+    monkeypatch.setattr(runtime, 'cuda_gpus', lambda: 0)
+    with caplog.at_level('INFO', logger='rcnn.runtime'):
+        assert detect.main(args) == 0
+    assert FakeRetinaFace.instances[0].kwargs['ctx_id'] == -1 and cpu_runtime_requests == ['cpu']
+    assert 'no GPU available to MXNet: running on the CPU' in caplog.text
+    with pytest.raises(SystemExit) as exit_info:
+        detect.main(args + ['--gpu', '0'])
+    assert exit_info.value.code == 2
+    assert '--gpu 0: this MXNet build has no CUDA support' in capsys.readouterr().err
+    monkeypatch.setattr(runtime, 'cuda_gpus', lambda: 2)
+    assert detect.main(args + ['--gpu', '1']) == 0
+    assert FakeRetinaFace.instances[-1].kwargs['ctx_id'] == 1 and cpu_runtime_requests == ['cpu']
+
+
+def test_corrupt_model_files_are_one_line_errors(prefix, tmp_path):
+    """The real command on a truncated .params and a truncated -symbol.json: exit status 1, one
+    line naming the file, no traceback."""
+    model = tmp_path / 'model'
+    model.mkdir()
+    symbol = open(prefix + '-symbol.json', 'rb').read()
+    params = open(prefix + '-0000.params', 'rb').read()
+    (model / 'p-symbol.json').write_bytes(symbol)
+    (model / 'p-0000.params').write_bytes(params[:len(params) // 3])
+    (model / 's-symbol.json').write_bytes(symbol[:len(symbol) // 3])
+    (model / 's-0000.params').write_bytes(params)
+    image = str(require_shared('assets/images/t6.jpg'))
+    for name, bad in (('p', 'p-0000.params'), ('s', 's-symbol.json')):
+        proc = subprocess.run([sys.executable, str(REPO / 'detect.py'), '--prefix', str(model / name), '--epoch', '0',
+                               '--image', image, '--output', str(tmp_path / 'out'), '--gpu', '-1'],
+                              capture_output=True, text=True)
+        last = proc.stderr.strip().splitlines()[-1]
+        assert proc.returncode == 1 and last.startswith('error: ') and str(model / bad) in last, proc.stderr
+        assert 'Traceback' not in proc.stderr
+    assert not (tmp_path / 'out').exists()

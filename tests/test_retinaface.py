@@ -10,10 +10,11 @@ import pytest
 from conftest import require_shared
 from easydict import EasyDict as edict
 
+from rcnn import runtime
 from rcnn.config import generate_config
 from rcnn.symbol import get_symbol_test
 from rcnn.symbol.symbol_common import deploy_outputs
-from retinaface import RetinaFace, anchor_settings, bbox_vote
+from retinaface import RetinaFace, anchor_settings, bbox_vote, input_shape
 
 GOLDEN = 'golden/retinaface_mnet25_single_scale.npz'
 MNET_PARAMS = 'assets/models/retinaface-mnet025/mnet.25-0000.params'
@@ -241,6 +242,85 @@ def test_missing_files_and_parameters_are_named(tmp_path):
 def test_detect_rejects_non_bgr_images(released):
     with pytest.raises(ValueError, match=r'\(H, W, 3\)'):
         released.detect(np.zeros((32, 32), np.uint8))
+    for img in (np.zeros((32, 32, 3), np.float32), np.zeros((32, 32, 4), np.uint8), np.zeros((0, 32, 3), np.uint8),
+                [[[0, 0, 0]]]):
+        with pytest.raises(ValueError, match=r'RetinaFace.detect expects a BGR uint8 image of shape \(H, W, 3\)'):
+            released.detect(img)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(threshold=-0.1), r'threshold must be a number in \[0, 1\], got -0.1'),
+    (dict(threshold=1.5), r'threshold must be a number in \[0, 1\]'),
+    (dict(threshold=float('nan')), r'threshold must be a number in \[0, 1\]'),
+    (dict(threshold='0.5'), r'threshold must be a number in \[0, 1\]'),
+    (dict(scales=[]), 'scales must be a non-empty list of finite numbers > 0'),
+    (dict(scales=1.0), 'scales must be a non-empty list'),
+    (dict(scales=[1.0, 0.0]), 'scales must be a non-empty list'),
+    (dict(scales=[-1.0]), 'scales must be a non-empty list'),
+    (dict(scales=[float('inf')]), 'scales must be a non-empty list'),
+    (dict(scales=[float('nan')]), 'scales must be a non-empty list'),
+    (dict(scales=['1']), 'scales must be a non-empty list'),
+    (dict(scales=[1e-3]), 'scale 0.001 turns the 64x48 image into an empty network input'),
+])
+def test_detect_validates_threshold_and_scales(released, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        released.detect(np.zeros((48, 64, 3), np.uint8), **kwargs)
+
+
+def test_scaled_input_above_the_size_limit_is_refused_before_any_work(released, monkeypatch):
+    """detect.py --scales 40 on a 1280 x 886 photo got the original the OOM killer: here the
+    ValueError comes before the image is resized or the network runs."""
+    def must_not_run(*args, **kwargs):
+        raise AssertionError('work started')
+
+    monkeypatch.setattr(cv2, 'resize', must_not_run)
+    monkeypatch.setattr(released, '_forward', must_not_run)
+    with pytest.raises(ValueError, match=r'scale 40 turns the 1280x886 image into a 51200x35440 network input '
+                                         r'\(1814.5 megapixels\), above the limit of 20 megapixels'):
+        released.detect(np.zeros((886, 1280, 3), np.uint8), scales=[1.0, 40])
+
+
+def test_size_limit_default_admits_mode1_and_is_overridable(tmp_path):
+    """The largest input of test_widerface.py --mode 1 (1700 x 2550, from an 800 x 1200 image) is
+    inside the default limit; max_megapixels lowers it, and nocrop's padding counts."""
+    import test_widerface
+    scales, _ = test_widerface.get_scales((800, 1200), 1)
+    assert max(input_shape(800, 1200, s) for s in scales) == (1700, 2550)
+    prefix = toy_checkpoint(str(tmp_path / 'toy'), [32, 16, 8], [0, 0, 0])
+    assert RetinaFace(prefix, 0, ctx_id=-1).check_input(800, 1200, scales) == scales
+    with pytest.raises(ValueError, match=r'2550x1700 network input \(4.3 megapixels\), above the limit of 4'):
+        RetinaFace(prefix, 0, ctx_id=-1, max_megapixels=4).check_input(800, 1200, scales)
+    assert input_shape(100, 70, 1.0, nocrop=True) == (128, 96)
+    with pytest.raises(ValueError, match=r'96x128 network input'):
+        RetinaFace(prefix, 0, ctx_id=-1, nocrop=True, max_megapixels=0.01).detect(np.zeros((100, 70, 3), np.uint8))
+    for bad in (0, -1, float('inf'), 'big'):
+        with pytest.raises(ValueError, match='max_megapixels must be a finite number > 0'):
+            RetinaFace(prefix, 0, ctx_id=-1, max_megapixels=bad)
+
+
+def test_missing_gpu_is_a_one_line_error(tmp_path, monkeypatch):
+    prefix = toy_checkpoint(str(tmp_path / 'toy'), [32, 16, 8], [0, 0, 0])
+    monkeypatch.setattr(runtime, 'cuda_gpus', lambda: 0)
+    with pytest.raises(runtime.DeviceError, match=r'^mx.gpu\(0\): this MXNet build has no CUDA support .*; '
+                                                  r'to run on the CPU, pass ctx_id=-1$'):
+        RetinaFace(prefix, 0, ctx_id=0)
+    monkeypatch.setattr(runtime, 'cuda_gpus', lambda: 1)
+    with pytest.raises(runtime.DeviceError, match=r'mx.gpu\(1\): MXNet sees 1 GPU\(s\) here'):
+        RetinaFace(prefix, 0, ctx_id=1)
+
+
+def test_corrupt_symbol_files_are_named(tmp_path):
+    prefix = toy_checkpoint(str(tmp_path / 'toy'), [32, 16, 8], [0, 0, 0])
+    symbol = open(prefix + '-symbol.json', 'rb').read()
+    for content, message in ((symbol[:len(symbol) // 2], 'not a valid MXNet symbol file \\(truncated or corrupt\\?\\)'),
+                             (b'\x00\xff' * 50, 'not a valid MXNet symbol file'),
+                             (b'[1, 2]', 'not an MXNet symbol file'),
+                             (symbol.replace(b'"op": "Pooling"', b'"op": "NoSuchOperator"'),
+                              'not a valid MXNet symbol file: .*NoSuchOperator')):
+        with open(prefix + '-symbol.json', 'wb') as f:
+            f.write(content)
+        with pytest.raises(ValueError, match='toy-symbol.json: ' + message):
+            RetinaFace(prefix, 0, ctx_id=-1)
 
 
 def test_anchor_settings():

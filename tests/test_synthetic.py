@@ -1,5 +1,8 @@
 """Synthetic WIDER-style generator: determinism, layout, label sanity, .mat ground truth."""
+import hashlib
 import itertools
+import json
+import os
 import pathlib
 import re
 import subprocess
@@ -41,9 +44,20 @@ def test_same_seed_gives_identical_labels_and_images(datasets):
     for rel in _files(a):
         if rel.suffix in ('.txt', '.jpg'):
             assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
-        else:  # .mat headers carry a timestamp: compare the contents
+        elif rel.suffix == '.mat':  # .mat headers carry a timestamp: compare the contents
             ma, mb = scipy.io.loadmat(a / rel), scipy.io.loadmat(b / rel)
             assert repr({k: ma[k] for k in MAT_VARIABLES}) == repr({k: mb[k] for k in MAT_VARIABLES})
+        else:
+            assert str(rel) == synthetic.MANIFEST
+
+
+def test_manifest_lists_every_file_written_with_its_checksum(datasets):
+    root = datasets[0]
+    files = json.loads((root / synthetic.MANIFEST).read_text())['files']
+    written = [str(rel) for rel in _files(root) if str(rel) != synthetic.MANIFEST]
+    assert sorted(files) == sorted(written) == sorted(synthetic.output_files(seed=3, **NUM))
+    for rel, digest in files.items():
+        assert digest == hashlib.sha256((root / rel).read_bytes()).hexdigest(), rel
 
 
 def test_other_seed_differs(tmp_path, datasets):
@@ -204,3 +218,116 @@ def test_wider_evaluation_runs_on_the_synthetic_ground_truth(datasets, tmp_path)
     assert large['easy'] == pytest.approx(1.0, abs=1e-3) and large['medium'] == pytest.approx(1.0, abs=1e-3)
     small = sum(int((r.boxes[:, 3] < synthetic.MEDIUM_MIN_HEIGHT).sum()) for r in records)
     assert small > 0 and large['hard'] < 1.0
+
+
+# ---------------------------------------------------------------- nothing of the user's is replaced
+
+SMALL = ['--num-train', '1', '--num-val', '1', '--num-test', '0', '--workers', '1']
+
+
+def checksums(root):
+    """{relative path: SHA-256 or 'link -> target'} of everything under ``root``."""
+    out = {}
+    for p in sorted(pathlib.Path(root).rglob('*')):
+        if p.is_symlink():
+            out[p.relative_to(root)] = 'link -> %s' % os.readlink(p)
+        elif p.is_file():
+            out[p.relative_to(root)] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def users_data_set(root):
+    """A WIDER-like folder the generator did not write: val/label.txt, an image, the ground truth."""
+    (root / 'val' / 'images' / '0--Parade').mkdir(parents=True)
+    (root / 'val' / 'images' / '0--Parade' / 'a.jpg').write_bytes(b'the user\'s photo')
+    (root / 'val' / 'label.txt').write_text('# 0--Parade/a.jpg\n1 2 3 4\n')
+    (root / 'ground_truth').mkdir()
+    (root / 'ground_truth' / 'wider_face_val.mat').write_bytes(b'the official ground truth')
+    return root
+
+
+def refused(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        synthetic.main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_a_folder_holding_a_data_set_is_refused(tmp_path, capsys):
+    root = users_data_set(tmp_path / 'data')
+    before = checksums(tmp_path)
+    err = refused(capsys, ['--output', str(root)] + SMALL)
+    assert ('--output: %s already holds a data set (val/label.txt, ground_truth/); give --output a fresh folder, '
+            'or pass --overwrite' % root) in err
+    # --overwrite replaces only what the generator wrote: the user's ground truth is not that.
+    err = refused(capsys, ['--output', str(root), '--overwrite'] + SMALL)
+    assert ('refusing to replace %s: this generator did not write it (not listed in %s)'
+            % (root / 'val' / 'label.txt', root / synthetic.MANIFEST)) in err
+    assert checksums(tmp_path) == before
+
+
+def test_ground_truth_alone_marks_a_data_set(tmp_path, capsys):
+    (tmp_path / 'ground_truth').mkdir()
+    assert 'already holds a data set (ground_truth/)' in refused(capsys, ['--output', str(tmp_path)] + SMALL)
+    assert checksums(tmp_path) == {}
+
+
+def test_overwrite_replaces_only_unchanged_files_it_wrote(tmp_path, capsys):
+    root = tmp_path / 'data'
+    synthetic.main(['--output', str(root)] + SMALL)
+    assert 'already holds a data set (train/label.txt, val/label.txt, ground_truth/)' in \
+        refused(capsys, ['--output', str(root)] + SMALL)
+    first = checksums(root)
+    synthetic.main(['--output', str(root), '--overwrite', '--seed', '5'] + SMALL)
+    second = checksums(root)
+    assert second[pathlib.Path('val/label.txt')] != first[pathlib.Path('val/label.txt')]
+    assert set(first) <= set(second)  # seed 0's images stay, listed in the manifest
+    listed = json.loads((root / synthetic.MANIFEST).read_text())['files']
+    assert sorted(listed) == sorted(str(p) for p in second if str(p) != synthetic.MANIFEST)
+
+    # A file the user edited since, and a link the user put at a path to be written, are refused.
+    with open(root / 'val' / 'label.txt', 'a') as f:
+        f.write('# 0--Parade/mine.jpg\n')
+    before = checksums(tmp_path)
+    err = refused(capsys, ['--output', str(root), '--overwrite', '--seed', '5'] + SMALL)
+    assert 'refusing to replace %s: it changed since this generator wrote it' % (root / 'val' / 'label.txt') in err
+    assert checksums(tmp_path) == before
+
+    fresh = tmp_path / 'fresh'
+    (tmp_path / 'precious.jpg').write_bytes(b'keep me')
+    target = fresh / 'train' / 'images' / synthetic.image_path(0, 'train', 0)
+    target.parent.mkdir(parents=True)
+    target.symlink_to(tmp_path / 'precious.jpg')
+    before = checksums(tmp_path)
+    err = refused(capsys, ['--output', str(fresh)] + SMALL)
+    assert 'refusing to replace %s: this generator did not write it' % target in err
+    assert checksums(tmp_path) == before
+
+
+def test_foreign_manifest_is_refused(tmp_path, capsys):
+    (tmp_path / synthetic.MANIFEST).write_text('{"files": {}}')
+    err = refused(capsys, ['--output', str(tmp_path)] + SMALL)
+    assert '%s is not a manifest written by this generator' % (tmp_path / synthetic.MANIFEST) in err
+    assert len(checksums(tmp_path)) == 1
+
+
+def test_a_stopped_run_is_run_again_to_the_same_data(tmp_path, monkeypatch):
+    """Stopped after the train images (before their label.txt): the same command completes it,
+    without --overwrite, byte for byte as an uninterrupted run."""
+    reference = tmp_path / 'reference'
+    synthetic.main(['--output', str(reference)] + SMALL)
+    stopped = tmp_path / 'stopped'
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(synthetic, 'write_label_file', interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            synthetic.main(['--output', str(stopped)] + SMALL)
+    assert (stopped / 'train' / 'images').is_dir() and not (stopped / 'train' / 'label.txt').exists()
+    synthetic.main(['--output', str(stopped)] + SMALL)
+    for rel, digest in checksums(reference).items():
+        if rel.suffix in ('.jpg', '.txt'):
+            assert checksums(stopped)[rel] == digest, rel
+    assert sorted(checksums(stopped)) == sorted(checksums(reference))

@@ -1,5 +1,7 @@
 """test_widerface.py: scales per mode, the result format, parts and resume, a run with the released model."""
 import json
+import pathlib
+import re
 import subprocess
 import sys
 
@@ -9,6 +11,7 @@ import pytest
 
 import test_widerface
 from conftest import REPO, require_shared
+from rcnn import runtime
 from test_widerface_eval import write_ground_truth
 
 EVENT = '0--Parade'
@@ -93,17 +96,27 @@ def fake_detector(monkeypatch):
     return FakeRetinaFace
 
 
+def fake_checkpoint(folder):
+    """Empty model files: the arguments are checked for them; FakeRetinaFace does not read them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ('m-symbol.json', 'm-0000.params'):
+        (folder / name).touch()
+    return str(folder / 'm')
+
+
 def run_args(root, out, *extra):
-    return ['--dataset-path', str(root), '--image-set', 'val', '--output', str(out), '--prefix', 'm', *extra]
+    return ['--dataset-path', str(root), '--image-set', 'val', '--output', str(out),
+            '--prefix', fake_checkpoint(root.parent / 'model'), *extra]
 
 
-def test_mode_wiring_parts_resume_and_overwrite(tmp_path, fake_detector, cpu_runtime_requests):
+def test_mode_wiring_parts_resume_and_overwrite(tmp_path, fake_detector, cpu_runtime_requests, monkeypatch):
     root = make_dataset(tmp_path / 'data', size=(64, 36))
     out = tmp_path / 'out'
+    prefix = fake_checkpoint(tmp_path / 'model')
 
     test_widerface.main(run_args(root, out, '--mode', '1', '--gpu', '-1', '--parts', '2', '--part', '1'))
     (detector,) = fake_detector.instances
-    assert detector.kwargs == dict(prefix='m', epoch=0, ctx_id=-1, network=None, nocrop=False, vote=True)
+    assert detector.kwargs == dict(prefix=prefix, epoch=0, ctx_id=-1, network=None, nocrop=False, vote=True)
     assert [c['shape'] for c in detector.calls] == [(36, 64, 3)]  # only image 1 of 0..2 is in part 1
     call = detector.calls[0]
     assert call['threshold'] == 0.02 and call['do_flip'] is True
@@ -111,6 +124,7 @@ def test_mode_wiring_parts_resume_and_overwrite(tmp_path, fake_detector, cpu_run
     assert sorted(p.name for p in (out / EVENT).iterdir()) == [NAMES[1] + '.txt']
     assert cpu_runtime_requests == ['cpu']  # --gpu -1 asks for the CPU inference runtime
 
+    monkeypatch.setattr(runtime, 'cuda_gpus', lambda: 1)  # a machine with a GPU: the default device
     test_widerface.main(run_args(root, out, '--mode', '2'))  # resumes: the two remaining images only
     detector = fake_detector.instances[-1]
     assert detector.kwargs['vote'] is False and detector.kwargs['ctx_id'] == 0
@@ -164,3 +178,124 @@ def test_released_model_cpu_mode0_writes_results_and_evaluates(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert '0 to do' in proc.stderr
     assert {p: p.stat().st_mtime_ns for p in (out / EVENT).iterdir()} == mtimes
+
+
+def tree(root):
+    """{relative path: bytes} of every file under ``root``."""
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob('*')) if p.is_file()}
+
+
+def tiny_split(root, paths):
+    """``root/val``: one 8 x 8 image per ``paths`` entry naming a file inside images/, and their label.txt."""
+    (root / 'val').mkdir(parents=True)
+    for rel in paths:
+        path = root / 'val' / 'images' / rel
+        if '..' not in rel.split('/') and not rel.startswith('/') and not rel.endswith('/'):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            assert cv2.imwrite(str(path), np.zeros((8, 8, 3), np.uint8))
+    (root / 'val' / 'label.txt').write_text(''.join('# %s\n1 1 4 4\n' % rel for rel in paths))
+    return root
+
+
+@pytest.mark.parametrize('paths, message', [
+    (['0--Parade/a.jpg', '../x.jpg'], r"label\.txt:3: image path '\.\./x\.jpg' has a \"\.\.\" component"),
+    (['0--Parade/a.jpg', '0--Parade/../../up/b.jpg'], r'label\.txt:3: .*"\.\." component'),
+    (['/abs/0--Parade/a.jpg'], r"label\.txt:1: image path '/abs/0--Parade/a\.jpg' is absolute"),
+    (['one/0--Parade/a.jpg', '0--Parade/b.jpg', 'two/0--Parade/a.jpg'],
+     r"label\.txt:5: image 'two/0--Parade/a\.jpg' maps to the result file <output>/0--Parade/a\.txt, "
+     r"as 'one/0--Parade/a\.jpg' on line 1 does"),
+    (['0--Parade/a.jpg', '0--Parade/a.png'], r'label\.txt:3: .*0--Parade/a\.txt.* on line 1'),
+    (['0--Parade/'], r"label\.txt:1: image path '0--Parade/' has no file name"),
+])
+def test_result_paths_leaving_output_or_colliding_are_refused_before_any_image(
+        tmp_path, fake_detector, capsys, paths, message):
+    root = tiny_split(tmp_path / 'data', paths)
+    args = run_args(root, tmp_path / 'data' / 'out')
+    (tmp_path / 'x.txt').write_text('a file of the user')
+    before = tree(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        test_widerface.main(args)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert err.count('\n') == 1 and err.startswith('error: %s:' % (root / 'val' / 'label.txt'))
+    assert not fake_detector.instances  # checked before the model, before the first image
+    assert tree(tmp_path) == before
+
+
+def test_missing_listed_image_is_named_before_any_detection(tmp_path, fake_detector, capsys):
+    root = tiny_split(tmp_path / 'data', ['0--Parade/a.jpg', '0--Parade/b.jpg'])
+    (root / 'val' / 'images' / '0--Parade' / 'b.jpg').unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        test_widerface.main(run_args(root, tmp_path / 'out'))
+    assert exit_info.value.code == 1
+    assert 'label.txt:3: image %s does not exist' % (root / 'val' / 'images' / '0--Parade' / 'b.jpg') \
+        in capsys.readouterr().err
+    assert not fake_detector.instances and not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--gt', '{tmp}/missing'], '--gt: no such folder: {tmp}/missing'),
+    (['--output', '{tmp}/file/out'], '--output: {tmp}/file is not a folder'),
+    (['--thresh', '1.5'], 'argument --thresh: must be a number in [0, 1]'),
+    (['--thresh', 'nan'], 'argument --thresh: must be a number in [0, 1]'),
+    (['--gpu', '-2'], 'argument --gpu: expected a GPU id'),
+    (['--gpu', 'first'], 'argument --gpu: expected a GPU id'),
+    (['--epoch', '-1'], 'argument --epoch: must be >= 0'),
+    (['--epoch', '3'], '--prefix: model file {tmp}/model/m-0003.params does not exist'),
+    (['--image-set', 'train'], 'label file {tmp}/data/train/label.txt does not exist'),
+])
+def test_arguments_are_checked_before_any_work(tmp_path, fake_detector, capsys, extra, message):
+    root = tiny_split(tmp_path / 'data', ['0--Parade/a.jpg'])
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(SystemExit) as exit_info:
+        test_widerface.main(run_args(root, tmp_path / 'out') + [a.format(tmp=tmp_path) for a in extra])
+    assert exit_info.value.code == 2
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
+    assert not fake_detector.instances and not (tmp_path / 'out').exists()
+
+
+def test_default_device_and_missing_gpus(tmp_path, fake_detector, capsys, caplog, cpu_runtime_requests,
+                                         monkeypatch):
+    root = tiny_split(tmp_path / 'data', ['0--Parade/a.jpg'])
+    monkeypatch.setattr(runtime, 'cuda_gpus', lambda: 0)  # a CPU build of MXNet
+    with caplog.at_level('INFO', logger='rcnn.runtime'):
+        test_widerface.main(run_args(root, tmp_path / 'out'))
+    assert fake_detector.instances[-1].kwargs['ctx_id'] == -1 and cpu_runtime_requests == ['cpu']
+    assert [r.getMessage() for r in caplog.records] == ['no GPU available to MXNet: running on the CPU']
+    for gpus, gpu, message in ((0, '0', '--gpu 0: this MXNet build has no CUDA support'),
+                               (1, '1', r'--gpu 1: MXNet sees 1 GPU(s) here (ids 0..0)')):
+        monkeypatch.setattr(runtime, 'cuda_gpus', lambda: gpus)
+        with pytest.raises(SystemExit) as exit_info:
+            test_widerface.main(run_args(root, tmp_path / 'out2', '--gpu', gpu))
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in err and 'to run on the CPU, pass --gpu -1' in err
+    assert len(fake_detector.instances) == 1 and not (tmp_path / 'out2').exists()
+
+
+def test_bad_model_files_are_one_line_errors(tmp_path, capsys):
+    """The real detector on a truncated symbol and on a corrupt parameter file: one line naming
+    the file, exit status 1, no traceback; a CPU build asked for a GPU: exit status 2, no abort."""
+    source = require_shared('assets/models/retinaface-mnet025/mnet.25-symbol.json').parent / 'mnet.25'
+    root = tiny_split(tmp_path / 'data', ['0--Parade/a.jpg'])
+    model = tmp_path / 'model'
+    model.mkdir()
+    symbol = pathlib.Path(str(source) + '-symbol.json').read_bytes()
+    params = pathlib.Path(str(source) + '-0000.params').read_bytes()
+    (model / 'cut-symbol.json').write_bytes(symbol[:len(symbol) // 2])
+    (model / 'cut-0000.params').write_bytes(params)
+    (model / 'bad-symbol.json').write_bytes(symbol)
+    (model / 'bad-0000.params').write_bytes(params[:len(params) // 2])
+    base = ['--dataset-path', str(root), '--output', str(tmp_path / 'out'), '--gpu', '-1', '--mode', '0']
+    for name, file in (('cut', 'cut-symbol.json'), ('bad', 'bad-0000.params')):
+        with pytest.raises(SystemExit) as exit_info:
+            test_widerface.main(base + ['--prefix', str(model / name)])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 1 and err.startswith('error: ') and err.count('\n') == 1, err
+        assert str(model / file) in err
+    proc = subprocess.run([sys.executable, str(REPO / 'test_widerface.py'), '--prefix', str(source),
+                           '--dataset-path', str(root), '--output', str(tmp_path / 'out'), '--gpu', '99'],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and '--gpu 99: ' in proc.stderr and 'to run on the CPU, pass --gpu -1' in proc.stderr
+    assert 'Traceback' not in proc.stderr and 'terminate called' not in proc.stderr
+    assert not (tmp_path / 'out').exists()

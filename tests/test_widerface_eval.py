@@ -195,3 +195,67 @@ def test_dev_predictions_shuffled_give_golden_aps(dev_predictions, tmp_path):
     result = widerface.evaluate(shuffled, gt_dir)
     for setting in widerface.SETTINGS:
         assert abs(result[setting] - expected[setting]) < GOLDEN_TOL, setting
+
+
+@pytest.mark.parametrize('score', ['nan', 'inf', '-inf', 'NaN'])
+def test_non_finite_score_names_file_and_line(small_set, score):
+    gt_dir, pred_dir = small_set
+    path = write_pred(pred_dir, EVENT, '0_Parade_faces_1', FACES_PREDS)
+    lines = open(path).read().splitlines()
+    lines[3] = '100 100 20 20 %s ' % score
+    open(path, 'w').write('\n'.join(lines) + '\n')
+    with pytest.raises(ValueError, match=r'0_Parade_faces_1\.txt:4: non-finite number in .*%s' % score):
+        widerface.evaluate(pred_dir, gt_dir)
+
+
+def test_non_numeric_score_and_binary_file_are_named(small_set):
+    gt_dir, pred_dir = small_set
+    path = write_pred(pred_dir, EVENT, '0_Parade_faces_1', FACES_PREDS)
+    text = open(path).read().replace(' 0.8 ', ' high ')
+    open(path, 'w').write(text)
+    with pytest.raises(ValueError, match=r"0_Parade_faces_1\.txt:4: not a number in '100 100 20 20 high'"):
+        widerface.evaluate(pred_dir, gt_dir)
+    for data in (b'\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR', b'0--Parade/x.jpg\n1\n\xff\xfe 1 2 3 0.5\n'):
+        open(path, 'wb').write(data)
+        with pytest.raises(ValueError, match=r'0_Parade_faces_1\.txt: a binary file, not a prediction file'):
+            widerface.evaluate(pred_dir, gt_dir)
+
+
+def test_missing_or_empty_prediction_folder_is_an_error(small_set, tmp_path):
+    gt_dir, _ = small_set
+    with pytest.raises(FileNotFoundError, match='prediction folder .*nothere does not exist'):
+        widerface.evaluate(tmp_path / 'nothere', gt_dir)
+    (tmp_path / 'empty' / EVENT).mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r'no prediction files in .*empty: expected <event>/<name>\.txt for '
+                                                r'the 4 ground-truth images, e\.g\. 0--Parade/0_Parade_faces_1\.txt'):
+        widerface.evaluate(tmp_path / 'empty', gt_dir)
+
+
+def test_damaged_ground_truth_is_named(small_set):
+    gt_dir, pred_dir = small_set
+    data = (gt_dir / 'wider_medium_val.mat').read_bytes()
+    (gt_dir / 'wider_medium_val.mat').write_bytes(data[:len(data) // 2])
+    with pytest.raises(ValueError, match=r'wider_medium_val\.mat: not a readable MATLAB file'):
+        widerface.evaluate(pred_dir, gt_dir)
+
+
+@pytest.mark.parametrize('args, message, code', [
+    (['--pred', '{tmp}/nothere', '--gt', '{gt}'], '--pred: no such folder: {tmp}/nothere', 2),
+    (['--pred', '{pred}', '--gt', '{tmp}/nothere'], '--gt: no such folder: {tmp}/nothere', 2),
+    (['--pred', '{pred}', '--gt', '{gt}', '--iou-thresh', '2'], 'argument --iou-thresh: must be a number in [0, 1]', 2),
+    (['--pred', '{pred}', '--gt', '{gt}', '--out-dir', '{gt}/wider_face_val.mat/x'],
+     '--out-dir: {gt}/wider_face_val.mat is not a folder', 2),
+    (['--pred', '{tmp}/empty', '--gt', '{gt}'], 'error: no prediction files in {tmp}/empty', 1),
+    (['--pred', '{pred}', '--gt', '{gt}', '--out-dir', '{tmp}/out'],
+     'error: {pred}/0--Parade/0_Parade_faces_1.txt:3: non-finite number', 1),
+])
+def test_cli_errors_are_one_line_and_write_nothing(small_set, tmp_path, args, message, code):
+    gt_dir, pred_dir = small_set
+    (tmp_path / 'empty').mkdir()
+    write_pred(pred_dir, EVENT, '0_Parade_faces_1', [[10, 10, 20, 20, float('nan')]])
+    names = dict(tmp=tmp_path, gt=gt_dir, pred=pred_dir)
+    proc = subprocess.run([sys.executable, '-m', 'rcnn.evaluation.widerface'] + [a.format(**names) for a in args],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == code and message.format(**names) in proc.stderr, proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert not (tmp_path / 'out').exists() and not (pred_dir / 'widerface_eval.json').exists()

@@ -1,6 +1,9 @@
 """Generate the synthetic WIDER FACE-style data set (see rcnn/dataset/synthetic.py).
 
-    python tools/make_synthetic_widerface.py --output data/retinaface --num-train 1000 --num-val 200 --num-test 50
+    python tools/make_synthetic_widerface.py --output data/synthetic --num-train 1000 --num-val 200 --num-test 50
+
+``--output`` should be a fresh folder: one that already holds a data set is refused
+(``--overwrite`` regenerates only what the generator wrote there).
 """
 import os
 import sys

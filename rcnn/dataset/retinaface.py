@@ -5,10 +5,13 @@ Layout (``data_path`` is e.g. ``data/retinaface``)::
     <data_path>/<image_set>/label.txt
     <data_path>/<image_set>/images/<relative path from the '#' line>
 
+Coordinates are pixels of the upright image (EXIF orientation applied, see ``rcnn.io.image``).
+
 ``gt_roidb()`` returns one dict per image:
 
     'image'      <data_path>/<image_set>/images/<path from the '#' line>
-    'height', 'width'   image size in pixels (read from the file header)
+    'height', 'width'   image size in pixels, upright (``rcnn.io.image.image_size``: from the
+                        file header, EXIF orientation applied, as ``read_image`` decodes it)
     'boxes'      (N, 4) float32 x1, y1, x2, y2 (x2 = x + w), clipped to [0, width] x [0, height]
     'landmarks'  (N, 5, 3) float32 x, y, visibility: 1.0 visible, 0.0 occluded, -1 missing
     'blur'       (N,) float32 (0.3 where the file has a negative value)
@@ -19,21 +22,16 @@ import logging
 import os
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
 from rcnn.contract import LANDMARK_FLIP_ORDER
 from rcnn.dataset.label_file import read_label_file
+from rcnn.io.image import image_size
 
 __all__ = ['retinaface']
 
 logger = logging.getLogger(__name__)
-
-
-def _image_size(path):
-    """(width, height) from the image header, without decoding the pixels."""
-    with Image.open(path) as im:
-        return im.size
 
 
 class retinaface:
@@ -91,7 +89,7 @@ class retinaface:
         where = '%s:%d' % (self.label_file, record.line)
         path = os.path.join(self.images_path, record.path)
         try:
-            width, height = _image_size(path)
+            width, height = image_size(path)
         except FileNotFoundError:
             raise FileNotFoundError('%s: image %s does not exist' % (where, path)) from None
         except (OSError, UnidentifiedImageError) as exc:

@@ -45,9 +45,19 @@ medium 1143.
 Determinism: image ``index`` of ``split`` is drawn from
 ``np.random.default_rng([seed, split_id, index])`` alone, so any number of
 worker processes gives byte-identical images and label files.
+
+Nothing of the user's is replaced: ``<root>/synthetic_manifest.json`` lists every
+file the generator wrote there, with its SHA-256. A folder that already holds a
+``label.txt`` (any split) or ``ground_truth/`` is refused unless ``overwrite``;
+even then, a file at a path to be written that the manifest does not list, or
+whose content changed since, is an error naming it, before anything is written.
+Paths about to be written are listed (without checksum) before the first write,
+so a run that was stopped can be run again.
 """
 import argparse
 import dataclasses
+import hashlib
+import json
 import logging
 import math
 import multiprocessing
@@ -59,21 +69,28 @@ import numpy as np
 import scipy.io
 from tqdm import tqdm
 
-from rcnn.cli import setup_logging
+from rcnn.cli import check_writable_dir, setup_logging
 from rcnn.dataset.label_file import LabelRecord, write_label_file
 from rcnn.fileio import atomic_open, atomic_path
 from rcnn.processing.box_ops import pairwise_overlap
 
 logger = logging.getLogger(__name__)
 
-__all__ = ['THEMES', 'SPLITS', 'MIN_FACE', 'MEDIUM_MIN_HEIGHT', 'EASY_MIN_HEIGHT', 'ATTRIBUTES',
-           'SyntheticImage', 'render_image', 'write_ground_truth', 'generate_widerface', 'main']
+__all__ = ['THEMES', 'SPLITS', 'MIN_FACE', 'MEDIUM_MIN_HEIGHT', 'EASY_MIN_HEIGHT', 'ATTRIBUTES', 'MANIFEST',
+           'OutputConflict', 'SyntheticImage', 'render_image', 'image_path', 'output_files', 'write_ground_truth',
+           'generate_widerface', 'main']
 
 SPLITS = {'train': 0, 'val': 1, 'test': 2}
 MIN_FACE = 8            # smallest face height, pixels
 MEDIUM_MIN_HEIGHT = 24  # WIDER-like difficulty thresholds on the box height, pixels
 EASY_MIN_HEIGHT = 50
 ATTRIBUTES = ('blur', 'expression', 'illumination', 'invalid', 'occlusion', 'pose')  # WIDER .mat label lists
+MANIFEST = 'synthetic_manifest.json'  # what the generator wrote in its output folder
+_GENERATOR = 'rcnn.dataset.synthetic'
+# Paths whose presence means the folder already holds a data set.
+_DATA_SET_MARKERS = tuple('%s/label.txt' % split for split in SPLITS) + ('ground_truth',)
+_GROUND_TRUTH = tuple('ground_truth/%s' % name for name in
+                      ('wider_face_val.mat', 'wider_easy_val.mat', 'wider_medium_val.mat', 'wider_hard_val.mat'))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -531,10 +548,24 @@ class SyntheticImage:
         return '%s/%s.jpg' % (self.event, self.name)
 
 
+def _theme(rng):
+    """The first draw of an image: the index of its theme in THEMES."""
+    return int(rng.choice(len(THEMES), p=[t.probability for t in THEMES]))
+
+
+def _event_and_name(k, index):
+    return '%d--Synthetic_%s' % (k, THEMES[k].name), '%d_Synthetic_%s_%d' % (k, THEMES[k].name, index)
+
+
+def image_path(seed, split, index):
+    """``<event>/<name>.jpg`` of image ``index`` of ``split``, without rendering it."""
+    return '%s/%s.jpg' % _event_and_name(_theme(np.random.default_rng([seed, SPLITS[split], index])), index)
+
+
 def render_image(seed, split, index):
     """Render image ``index`` of ``split`` deterministically from ``seed``."""
     rng = np.random.default_rng([seed, SPLITS[split], index])
-    k = int(rng.choice(len(THEMES), p=[t.probability for t in THEMES]))
+    k = _theme(rng)
     theme = THEMES[k]
     long_side = int(rng.integers(640, 1025))
     short_side = int(round(long_side / rng.choice([1.0, 1.25, 4 / 3, 1.5, 16 / 9])))
@@ -567,8 +598,8 @@ def render_image(seed, split, index):
         landmarks.append(np.concatenate([np.round(points, 3), hidden[:, None]], axis=1))
         blur.append(round(min(face.blur_sigma / (0.07 * (y2 - y1)), 1.0), 3))
         attributes.append(_attributes(face, _occlusion(idmap, face, fid), y2 - y1))
-    name = '%d_Synthetic_%s_%d' % (k, theme.name, index)
-    return SyntheticImage(event='%d--Synthetic_%s' % (k, theme.name), name=name, image=img, jpeg_quality=quality,
+    event, name = _event_and_name(k, index)
+    return SyntheticImage(event=event, name=name, image=img, jpeg_quality=quality,
                           boxes=np.array(boxes, np.int64).reshape(-1, 4),
                           landmarks=np.array(landmarks, np.float32).reshape(-1, 5, 3),
                           blur=np.array(blur, np.float32), attributes=np.array(attributes, np.uint8).reshape(-1, 6),
@@ -607,15 +638,24 @@ def _camera(rng, img):
     return img
 
 
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _generate_one(task):
-    """Worker: render, write the JPEG atomically, return the annotations."""
+    """Worker: render, write the JPEG atomically; returns the annotations (no pixels) and the file's SHA-256."""
     root, seed, split, index = task
     sample = render_image(seed, split, index)
     with atomic_path(os.path.join(root, split, 'images', sample.path)) as tmp:
         if not cv2.imwrite(tmp, sample.image, [cv2.IMWRITE_JPEG_QUALITY, sample.jpeg_quality]):
             raise IOError('could not write %s' % tmp)
+        digest = _sha256(tmp)
     sample.image = None  # do not ship pixels back to the parent
-    return sample
+    return sample, digest
 
 
 def _worker_init():
@@ -631,6 +671,80 @@ def _render_split(root, split, count, seed, workers):
     # spawn, not fork: a parent whose cv2 thread pool is already running deadlocks forked children.
     with multiprocessing.get_context('spawn').Pool(workers, initializer=_worker_init) as pool:
         return list(tqdm(pool.imap(_generate_one, tasks, chunksize=4), **progress))
+
+
+class OutputConflict(FileExistsError):
+    """The output folder holds a data set (without ``overwrite``) or a file this generator did not write."""
+
+
+def output_files(num_train, num_val, num_test, seed=0):
+    """Paths (relative to the output folder) that ``generate_widerface`` writes, manifest aside."""
+    files = []
+    for split, count in (('train', num_train), ('val', num_val), ('test', num_test)):
+        if count > 0:
+            files += ['%s/images/%s' % (split, image_path(seed, split, i)) for i in range(count)]
+            files.append('%s/label.txt' % split)
+    if num_val > 0:
+        files += list(_GROUND_TRUTH)
+    return files
+
+
+class _Manifest:
+    """``<root>/synthetic_manifest.json``: {relative path: SHA-256, or None while being written}."""
+
+    def __init__(self, root):
+        self.path = os.path.join(root, MANIFEST)
+        self.root = root
+        self.files = {}
+        if not os.path.lexists(self.path):
+            return
+        try:
+            if os.path.islink(self.path):
+                raise ValueError('a link')
+            with open(self.path) as f:
+                data = json.load(f)
+            if data.get('generator') != _GENERATOR or not isinstance(data.get('files'), dict):
+                raise ValueError('another program\'s JSON')
+        except (OSError, ValueError, AttributeError) as err:
+            raise OutputConflict('%s is not a manifest written by this generator (%s); give --output a fresh folder'
+                                 % (self.path, err)) from None
+        self.files = data['files']
+
+    def claim(self, targets, overwrite):
+        """Check that every existing target is this generator's, then list all as being written.
+
+        Raises:
+            OutputConflict naming the first data set file (without ``overwrite``) or foreign file.
+        """
+        present = [m + ('/' if m == 'ground_truth' else '') for m in _DATA_SET_MARKERS
+                   if os.path.lexists(os.path.join(self.root, m))]
+        if present and not overwrite:
+            raise OutputConflict('%s already holds a data set (%s); give --output a fresh folder, or pass '
+                                 '--overwrite to replace only what this generator wrote there (listed in %s)'
+                                 % (self.root, ', '.join(present), MANIFEST))
+        for rel in targets:
+            path = os.path.join(self.root, rel)
+            if not os.path.lexists(path):
+                continue
+            if rel not in self.files:
+                raise OutputConflict('refusing to replace %s: this generator did not write it (not listed in %s); '
+                                     'give --output a fresh folder' % (path, self.path))
+            if os.path.islink(path) or not os.path.isfile(path) or \
+                    self.files[rel] is not None and _sha256(path) != self.files[rel]:
+                raise OutputConflict('refusing to replace %s: it changed since this generator wrote it '
+                                     '(its checksum differs from %s); move it away or give --output a fresh folder'
+                                     % (path, self.path))
+        self.record({rel: None for rel in targets})
+
+    def record(self, digests):
+        """Add or update ``digests`` {relative path: SHA-256 or None} and rewrite the manifest atomically."""
+        self.files.update(digests)
+        with atomic_open(self.path, 'w') as f:
+            json.dump({'generator': _GENERATOR, 'files': dict(sorted(self.files.items()))}, f, indent=0)
+            f.write('\n')
+
+    def record_files(self, relpaths):
+        self.record({rel: _sha256(os.path.join(self.root, rel)) for rel in relpaths})
 
 
 def _label_records(samples, with_faces):
@@ -688,25 +802,39 @@ def _savemat(path, variables):
         scipy.io.savemat(f, variables, do_compression=True)
 
 
-def generate_widerface(root, num_train, num_val, num_test, seed=0, workers=None):
-    """Generate the three splits and the val ground truth under ``root``; returns seconds taken."""
+def generate_widerface(root, num_train, num_val, num_test, seed=0, workers=None, overwrite=False):
+    """Generate the three splits and the val ground truth under ``root``; returns seconds taken.
+
+    Raises:
+        OutputConflict: ``root`` already holds a data set and ``overwrite`` is False, or a
+            file to be written is not one this generator wrote (see the module docstring).
+    """
+    root = os.fspath(root)
+    manifest = _Manifest(root)
+    manifest.claim(output_files(num_train, num_val, num_test, seed), overwrite)
     workers = workers or os.cpu_count() or 1
     start = time.perf_counter()
     for split, count in (('train', num_train), ('val', num_val), ('test', num_test)):
         if count <= 0:
             continue
-        samples = _render_split(root, split, count, seed, workers)
+        results = _render_split(root, split, count, seed, workers)
+        samples = [sample for sample, _ in results]
+        manifest.record({'%s/images/%s' % (split, sample.path): digest for sample, digest in results})
         write_label_file(os.path.join(root, split, 'label.txt'), _label_records(samples, split != 'test'))
+        manifest.record_files(['%s/label.txt' % split])
         logger.info('%s: %d images, %d faces', split, count, sum(len(s.boxes) for s in samples))
         if split == 'val':
             write_ground_truth(os.path.join(root, 'ground_truth'), samples)
+            manifest.record_files(_GROUND_TRUTH)
     return time.perf_counter() - start
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description='Generate a synthetic WIDER FACE-style data set '
                                                  '(RetinaFace label.txt layout + WIDER val .mat files).')
-    parser.add_argument('--output', default='data/retinaface', help='output root')
+    parser.add_argument('--output', default='data/retinaface', help='output root (a fresh folder)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='regenerate in a folder this generator wrote before (only its own files are replaced)')
     parser.add_argument('--num-train', type=int, default=1000)
     parser.add_argument('--num-val', type=int, default=200)
     parser.add_argument('--num-test', type=int, default=50)
@@ -716,9 +844,13 @@ def main(argv=None):
     for name in ('num_train', 'num_val', 'num_test'):
         if getattr(args, name) < 0:
             parser.error('--%s must be >= 0' % name.replace('_', '-'))
+    check_writable_dir(parser, args.output, '--output')
     setup_logging()
-    seconds = generate_widerface(args.output, args.num_train, args.num_val, args.num_test, args.seed,
-                                 args.workers)
+    try:
+        seconds = generate_widerface(args.output, args.num_train, args.num_val, args.num_test, args.seed,
+                                     args.workers, args.overwrite)
+    except OutputConflict as err:
+        parser.error('--output: %s' % err)
     print('wrote %s in %.1f s' % (args.output, seconds))
 
 

@@ -23,6 +23,10 @@ instead of per-prediction and per-threshold loops:
 
 Only images with at least one prediction and one ground-truth box take part in
 the PR sums; every face of the setting counts in the recall denominator.
+
+Bad input is an error naming the file (and line), never a changed AP: a
+non-numeric or non-finite value (a NaN score would move every AP), a binary
+file, or a prediction folder that is missing or holds none of the files.
 """
 import argparse
 import dataclasses
@@ -33,7 +37,7 @@ import sys
 
 import numpy as np
 
-from rcnn.cli import setup_logging
+from rcnn.cli import check_existing_dir, check_writable_dir, input_errors, probability, setup_logging
 from rcnn.fileio import atomic_open, atomic_path
 from rcnn.processing.box_ops import pairwise_overlap
 
@@ -80,7 +84,10 @@ def load_ground_truth(gt_dir):
         path = os.path.join(gt_dir, name)
         if not os.path.isfile(path):
             raise FileNotFoundError('WIDER FACE ground truth file not found: %s' % path)
-        mat = loadmat(path, variable_names=variables)
+        try:
+            mat = loadmat(path, variable_names=variables)
+        except Exception as err:  # scipy raises IndexError, OSError, ValueError... on a damaged file
+            raise ValueError('%s: not a readable MATLAB file: %s: %s' % (path, type(err).__name__, err)) from None
         missing = [v for v in variables if v not in mat]
         if missing:
             raise ValueError('%s: missing variable(s) %s' % (path, ', '.join(missing)))
@@ -121,10 +128,19 @@ def read_prediction_file(path):
 
     Raises:
         ValueError: ``"<file>:<line>: <reason>"`` for a missing or non-integer count,
-            a line without exactly 5 numbers, or a count that disagrees with the lines.
+            a line without exactly 5 numbers, a non-finite number, or a count that
+            disagrees with the lines; ``"<file>: ..."`` for a binary (not UTF-8 text) file.
     """
-    with open(path, 'r') as f:
-        lines = f.read().splitlines()
+    with open(path, 'rb') as f:
+        data = f.read()
+    try:
+        if b'\x00' in data:
+            raise UnicodeError('NUL byte')
+        text = data.decode('utf-8')
+    except UnicodeError:
+        raise ValueError('%s: a binary file, not a prediction file (text: name, count, "x y w h score" lines)'
+                         % path) from None
+    lines = text.splitlines()
     if len(lines) < 2:
         raise ValueError('%s:%d: expected the image name and the detection count' % (path, len(lines) + 1))
     try:
@@ -143,7 +159,7 @@ def read_prediction_file(path):
         if len(row) != 5:
             raise ValueError('%s:%d: expected 5 fields "x y w h score", got %d' % (path, lineno, len(row)))
     try:
-        return np.array(rows, dtype=np.float64).reshape(-1, 5)
+        values = np.array(rows, dtype=np.float64).reshape(-1, 5)
     except ValueError:
         for lineno, row in enumerate(rows, 3):
             try:
@@ -151,6 +167,10 @@ def read_prediction_file(path):
             except ValueError:
                 raise ValueError('%s:%d: not a number in %r' % (path, lineno, ' '.join(row))) from None
         raise
+    bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+    if len(bad):
+        raise ValueError('%s:%d: non-finite number in %r' % (path, bad[0] + 3, ' '.join(rows[bad[0]])))
+    return values
 
 
 def load_predictions(pred_dir, gt):
@@ -162,7 +182,12 @@ def load_predictions(pred_dir, gt):
     Returns:
         preds: list of (N_i, 5) float64 ``x y w h score``, aligned with ``gt``.
         missing: list of the missing files, relative to ``pred_dir``.
+
+    Raises:
+        FileNotFoundError: ``pred_dir`` is not a folder, or holds none of the files.
     """
+    if not os.path.isdir(pred_dir):
+        raise FileNotFoundError('prediction folder %s does not exist' % pred_dir)
     preds, missing = [], []
     for event, name in zip(gt.events, gt.names):
         path = os.path.join(pred_dir, event, name + '.txt')
@@ -171,6 +196,9 @@ def load_predictions(pred_dir, gt):
         else:
             missing.append(os.path.join(event, name + '.txt'))
             preds.append(np.zeros((0, 5)))
+    if len(gt) and len(missing) == len(gt):
+        raise FileNotFoundError('no prediction files in %s: expected <event>/<name>.txt for the %d ground-truth '
+                                'images, e.g. %s' % (pred_dir, len(gt), missing[0]))
     if missing:
         logger.warning('%d of %d prediction files are missing under %s (counted as no detections), '
                        'e.g. %s', len(missing), len(gt), pred_dir, ', '.join(missing[:3]))
@@ -355,16 +383,20 @@ def plot_pr_curves(result, path):
 
 
 def main(argv=None):
+    setup_logging()
     parser = argparse.ArgumentParser(description='WIDER FACE val easy/medium/hard AP (official protocol)')
     parser.add_argument('--pred', required=True, help='prediction folder: <pred>/<event>/<image>.txt')
     parser.add_argument('--gt', required=True, help='folder with wider_face_val.mat and wider_{easy,medium,hard}_val.mat')
-    parser.add_argument('--iou-thresh', type=float, default=0.5, help='IoU for a match')
+    parser.add_argument('--iou-thresh', type=probability, default=0.5, help='IoU for a match')
     parser.add_argument('--out-dir', default=None,
                         help='where to write widerface_eval.json and widerface_pr.png (default: --pred)')
     args = parser.parse_args(argv)
-    setup_logging()
-    result = evaluate(args.pred, args.gt, args.iou_thresh)
+    check_existing_dir(parser, args.pred, '--pred')
+    check_existing_dir(parser, args.gt, '--gt')
     out_dir = args.out_dir or args.pred
+    check_writable_dir(parser, out_dir, '--out-dir')
+    with input_errors():
+        result = evaluate(args.pred, args.gt, args.iou_thresh)
     write_summary(result, os.path.join(out_dir, 'widerface_eval.json'))
     plot_pr_curves(result, os.path.join(out_dir, 'widerface_pr.png'))
     print(format_table(result))

@@ -1,17 +1,201 @@
-"""Training crops (``crop_image``), colour jitter and the network's input transform.
+"""Image files, training crops (``crop_image``), colour jitter and the network's input transform.
 
 Images are BGR uint8 as decoded by OpenCV; the network input is RGB float32
 (1, 3, H, W). Boxes are x1, y1, x2, y2 in pixels; landmarks (N, 5, 3) x, y,
 visibility with -1 marking a missing point. Every random draw comes from an
 explicit ``np.random.Generator`` so a crop is reproducible from its seed.
+
+Reading images: :func:`read_image` is the one reader of training
+(``load_image``), testing (``test_widerface.py``), detection (``detect.py``)
+and the MTCNN commands, and :func:`image_size` gives the size it will return
+without decoding the pixels (the roidb's width and height).
+
+* EXIF orientation is applied: a JPEG (APP1) or PNG (eXIf) whose EXIF
+  Orientation tag is 2..8 is flipped / rotated upright, exactly as
+  ``cv2.imread`` does by default (the original's reader at test time).
+  ``label.txt`` coordinates are therefore in the upright frame, the frame
+  every image viewer shows; files without the tag are decoded unchanged.
+* A truncated JPEG (no end-of-image marker reached through its segment
+  structure) is decoded as ``cv2.imread`` decodes it, the missing rows grey,
+  and a warning names the file once per process: the data stays usable, and
+  the cause of libjpeg's anonymous "Premature end of JPEG file" is known.
+  The file is read once; the check walks the bytes already read and the
+  pixels come from ``cv2.imdecode`` of the same buffer.
 """
+import logging
 import os
+import re
 
 import cv2
 import numpy as np
+from PIL import Image
 
-__all__ = ['load_image', 'crop_image', 'get_crop_image1', 'color_aug', 'brightness_aug', 'contrast_aug',
-           'saturation_aug', 'transform']
+__all__ = ['read_image', 'image_size', 'exif_orientation', 'MAX_MEGAPIXELS', 'check_image', 'load_image', 'crop_image',
+           'get_crop_image1', 'color_aug', 'brightness_aug', 'contrast_aug', 'saturation_aug', 'transform']
+
+logger = logging.getLogger(__name__)
+
+_JPEG_SOI = b'\xff\xd8'
+_JPEG_EOI = b'\xff\xd9'
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+# A marker inside entropy-coded data: 0xFF followed by neither a stuffed 0x00,
+# a restart marker RST0..7 nor another (fill) 0xFF.
+_SCAN_MARKER = re.compile(b'\xff[^\x00\xd0-\xd7\xff]')
+# Bytes image_size reads first: the EXIF segment (at most 64 KiB) comes before the pixel data.
+_HEADER_BYTES = 1 << 17
+_TRANSPOSED = (5, 6, 7, 8)  # orientations that swap width and height
+_warned_truncated = set()
+
+# Largest network input the detectors accept unless told otherwise, in megapixels: 4.6 times the
+# largest input of test_widerface.py --mode 1 (1700 x 2550 = 4.3 MP), about 1.3 GB for mnet.25 and
+# 5 GB for ResNet-50 on the CPU. A scale that asks for more (detect.py --scales 40 on a 1280 x 886
+# photo: 1814 MP) is refused before anything is allocated.
+MAX_MEGAPIXELS = 20.0
+
+
+def _tiff_orientation(tiff):
+    """The Orientation tag (0x0112) of the first IFD of EXIF data (a TIFF structure); 1 if absent or invalid."""
+    order = {b'II': 'little', b'MM': 'big'}.get(tiff[:2])
+    if order is None or len(tiff) < 8 or int.from_bytes(tiff[2:4], order) != 42:
+        return 1
+    ifd = int.from_bytes(tiff[4:8], order)
+    count = int.from_bytes(tiff[ifd:ifd + 2], order) if ifd + 2 <= len(tiff) else 0
+    for entry in range(ifd + 2, min(ifd + 2 + 12 * count, len(tiff) - 11), 12):
+        if int.from_bytes(tiff[entry:entry + 2], order) == 0x0112:
+            value = int.from_bytes(tiff[entry + 8:entry + 10], order)  # type SHORT, value inline
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def _scan_jpeg(data):
+    """Walk the marker segments of JPEG bytes ``data``.
+
+    Returns:
+        (orientation, header_read, complete): the EXIF Orientation of the first
+        APP1 Exif segment before the first scan (1 if none); whether ``data``
+        holds every header segment up to the first scan; whether the
+        end-of-image marker is reached.
+    """
+    orientation, header_read = None, False
+    pos, size = 2, len(data)
+    while pos + 1 < size:
+        if data[pos] != 0xFF:  # stray bytes: libjpeg skips them to the next marker
+            pos = data.find(b'\xff', pos)
+            if pos < 0:
+                break
+            continue
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            return orientation or 1, True, True
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x00, 0x01) or 0xD0 <= marker <= 0xD8:  # no length field
+            pos += 2
+            continue
+        if pos + 4 > size:
+            break
+        end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], 'big')
+        if end > size:
+            break
+        if (marker == 0xE1 and orientation is None and not header_read
+                and data[pos + 4:pos + 10] == b'Exif\x00\x00'):
+            orientation = _tiff_orientation(data[pos + 10:end])
+        pos = end
+        if marker == 0xDA:  # start of scan: entropy-coded data runs to the next marker
+            header_read = True
+            found = _SCAN_MARKER.search(data, pos)
+            if found is None:
+                break
+            pos = found.start()
+    return orientation or 1, header_read, False
+
+
+def _png_orientation(data):
+    """EXIF Orientation of PNG bytes: the eXIf chunk before the image data; 1 if none."""
+    pos = len(_PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], 'big')
+        kind = data[pos + 4:pos + 8]
+        if kind == b'eXIf':
+            return _tiff_orientation(data[pos + 8:pos + 8 + length])
+        if kind == b'IDAT':
+            break
+        pos += 12 + length
+    return 1
+
+
+def exif_orientation(data):
+    """EXIF Orientation (1..8, 1 = upright) of image file bytes ``data`` (or their start); 1 for other formats."""
+    if data.startswith(_JPEG_SOI):
+        return _scan_jpeg(data)[0]
+    if data.startswith(_PNG_SIGNATURE):
+        return _png_orientation(data)
+    return 1
+
+
+def _orient(im, orientation):
+    """Apply an EXIF orientation to decoded pixels with the operations OpenCV's own decoder uses."""
+    if orientation in _TRANSPOSED:
+        im = cv2.transpose(im)
+    flip = {2: 1, 3: -1, 4: 0, 6: 1, 7: -1, 8: 0}.get(orientation)
+    return im if flip is None else cv2.flip(im, flip)
+
+
+def check_image(img, caller):
+    """Raise ValueError unless ``img`` is a BGR uint8 array (H, W, 3) with H, W >= 1; ``caller`` names the API."""
+    if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 \
+            or 0 in img.shape:
+        got = ('%s %s' % (img.dtype, img.shape)) if isinstance(img, np.ndarray) else type(img).__name__
+        raise ValueError('%s expects a BGR uint8 image of shape (H, W, 3), got %s' % (caller, got))
+
+
+def read_image(path):
+    """Decode an image file: BGR uint8 (H, W, 3), upright (see the module docstring).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the bytes are not an image OpenCV can decode; names the file.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise FileNotFoundError('image %s does not exist' % path) from None
+    orientation = 1
+    if data.startswith(_JPEG_SOI):
+        orientation, _, complete = _scan_jpeg(data)
+        if not complete:
+            if path not in _warned_truncated:
+                _warned_truncated.add(path)
+                logger.warning('%s: truncated JPEG (no end-of-image marker); decoded as cv2.imread does, '
+                               'the missing part grey', path)
+            # What libjpeg's file reader does at a premature end: pretend the marker is there.
+            data += _JPEG_EOI
+    elif data.startswith(_PNG_SIGNATURE):
+        orientation = _png_orientation(data)
+    im = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if im is None:
+        raise ValueError('cannot decode image %s (corrupt or not an image)' % path)
+    return _orient(im, orientation)
+
+
+def image_size(path):
+    """(width, height) in pixels of the image ``read_image(path)`` returns, from the file's header.
+
+    Raises:
+        FileNotFoundError, or OSError / PIL.UnidentifiedImageError for a file that is not an image.
+    """
+    with open(path, 'rb') as f:
+        head = f.read(_HEADER_BYTES)
+        if (head.startswith(_JPEG_SOI) and not _scan_jpeg(head)[1]
+                or head.startswith(_PNG_SIGNATURE) and b'IDAT' not in head):
+            head += f.read()  # metadata longer than the first read: rare, read it all
+    with Image.open(path) as im:
+        width, height = im.size
+    return (height, width) if exif_orientation(head) in _TRANSPOSED else (width, height)
+
 
 # Retries of the random crop before accepting one without a face (the original's LIMIT).
 CROP_RETRIES = 25
@@ -85,17 +269,13 @@ def transform(im, pixel_means, pixel_stds, pixel_scale, out=None):
 
 
 def load_image(roi_rec):
-    """Decode ``roi_rec['image']`` (BGR uint8), mirror it if ``flipped``, paint ``boxes_mask`` grey.
+    """Read ``roi_rec['image']`` (``read_image``), mirror it if ``flipped``, paint ``boxes_mask`` grey.
 
-    EXIF orientation is ignored so the pixels match the annotation's (and the
-    header's) width and height. Raises FileNotFoundError / ValueError naming the file.
+    The roidb's 'height' and 'width', when present, must be the upright size
+    (``image_size``). Raises FileNotFoundError / ValueError naming the file.
     """
     path = roi_rec['image']
-    if not os.path.exists(path):
-        raise FileNotFoundError('image %s does not exist' % path)
-    im = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if im is None:
-        raise ValueError('cannot decode image %s (corrupt or not an image)' % path)
+    im = read_image(path)
     if 'height' in roi_rec and im.shape[:2] != (roi_rec['height'], roi_rec['width']):
         raise ValueError('image %s is %dx%d but the roidb says %dx%d (width x height)'
                          % (path, im.shape[1], im.shape[0], roi_rec['width'], roi_rec['height']))
