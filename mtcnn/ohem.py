@@ -1,6 +1,6 @@
 """The MTCNN training loss with online hard example mining (custom op ``mtcnn_ohem``).
 
-Labels (seed 001): 1 positive, 0 negative, -1 part face, -2 landmark face.
+Labels: 1 positive, 0 negative, -1 part face, -2 landmark face.
 For a batch of B samples the op minimises
 
     L = w_det * mean_{kept}  -log p_label            (classification)

@@ -1,8 +1,8 @@
-"""P-Net, R-Net and O-Net (SPEC section 8) with the MXNet symbol API.
+"""P-Net, R-Net and O-Net of Zhang et al. (MTCNN) with the MXNet symbol API.
 
 Layer and parameter names are those of the released MXNet MTCNN weights
 (``pnet/rnet/onet-0016.params``), so they load unchanged. The optional landmark
-branch (seed 001; 10 values x1, y1, ..., x5, y5 relative to the box) adds
+branch (10 values x1, y1, ..., x5, y5 relative to the box) adds
 ``conv4_3`` to P-Net and ``fc4`` to R-Net / O-Net, names the released weights
 do not use.
 

@@ -15,7 +15,7 @@ missing) and a ``blur`` value, 20 numbers in all. val/test files may list paths
 only, or faces with only the 4 box numbers.
 
 Values are kept raw here: the visibility / blur conversions, clipping to the
-image and dropping empty boxes belong to the dataset loader (SPEC section 5).
+image and dropping empty boxes belong to the dataset loader (``rcnn.dataset.retinaface``).
 The reader rejects only lines that cannot be meant as annotations.
 """
 import dataclasses
