@@ -1,7 +1,8 @@
-"""Detect faces in images with a RetinaFace checkpoint; draw them and write JSON.
+"""Detect faces in images with a RetinaFace checkpoint or its ONNX export; draw them and write JSON.
 
     python detect.py --prefix model/retinaface --epoch 0 --image photo.jpg --output out/ \
         [--json out/faces.json] [--thresh 0.8] [--scales 1.0] [--flip] [--gpu -1] [--max-megapixels 20]
+    python detect.py --onnx model/retinaface.onnx --image photo.jpg --output out/    # onnxruntime, CPU
 
 ``--image`` is an image file or a folder (its .jpg/.jpeg/.png/.bmp files). Each image
 is written to ``--output`` under its own name with the boxes (green), scores and the
@@ -33,8 +34,10 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 def parse_args(argv=None):
     """Checked arguments and the image list; ``args.gpu`` is the chosen device (-1: the CPU)."""
     parser = argparse.ArgumentParser(description='Detect faces with a RetinaFace model.')
-    parser.add_argument('--prefix', required=True, help='checkpoint prefix (PREFIX-symbol.json, PREFIX-EPOCH.params)')
-    parser.add_argument('--epoch', type=cli.int_at_least(0), required=True, help='checkpoint epoch')
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument('--prefix', help='checkpoint prefix (PREFIX-symbol.json, PREFIX-EPOCH.params)')
+    model.add_argument('--onnx', help='an ONNX export (tools/export_onnx.py), run by onnxruntime on the CPU')
+    parser.add_argument('--epoch', type=cli.int_at_least(0), help='checkpoint epoch (with --prefix)')
     parser.add_argument('--image', required=True, help='an image file or a folder of images')
     parser.add_argument('--output', required=True, help='folder for the annotated images')
     parser.add_argument('--json', help='write the detections of all images to this JSON file')
@@ -47,15 +50,33 @@ def parse_args(argv=None):
     parser.add_argument('--max-megapixels', type=cli.positive_float, default=MAX_MEGAPIXELS,
                         help='largest network input (scaled image) in megapixels (default %g)' % MAX_MEGAPIXELS)
     args = parser.parse_args(argv)
-    cli.check_checkpoint(parser, args.prefix, args.epoch)
+    if args.prefix is not None:
+        if args.epoch is None:
+            parser.error('--epoch is required with --prefix')
+        cli.check_checkpoint(parser, args.prefix, args.epoch)
+    else:
+        if args.epoch is not None:
+            parser.error('--epoch goes with --prefix, not with --onnx')
+        if args.gpu not in (None, -1):
+            parser.error('--gpu %d: an ONNX model runs on the CPU (onnxruntime); leave --gpu out' % args.gpu)
+        cli.check_existing_file(parser, args.onnx, '--onnx')
     images = list_images(parser, args.image)
     cli.check_writable_dir(parser, args.output, '--output')
     if args.json:
         cli.check_output_file(parser, args.json, '--json')
     check_outputs_keep_inputs(parser, images, args.output, args.json)
     check_sizes(parser, images, args.scales, args.max_megapixels)
-    args.gpu = cli.choose_device(parser, args.gpu)
+    args.gpu = cli.choose_device(parser, args.gpu) if args.prefix is not None else -1
     return args, images
+
+
+def load_detector(args):
+    """The RetinaFace of ``--prefix``/``--epoch`` (MXNet) or of ``--onnx`` (onnxruntime)."""
+    if args.onnx is not None:
+        with cli.model_load_errors(args.onnx):
+            return RetinaFace.from_onnx(args.onnx, max_megapixels=args.max_megapixels)
+    with cli.model_load_errors('%s-symbol.json' % args.prefix, '%s-%04d.params' % (args.prefix, args.epoch)):
+        return RetinaFace(args.prefix, args.epoch, ctx_id=args.gpu, max_megapixels=args.max_megapixels)
 
 
 def list_images(parser, path):
@@ -121,8 +142,7 @@ def faces_json(det, landmarks):
 def main(argv=None):
     cli.setup_logging()
     args, images = parse_args(argv)
-    with cli.model_load_errors('%s-symbol.json' % args.prefix, '%s-%04d.params' % (args.prefix, args.epoch)):
-        detector = RetinaFace(args.prefix, args.epoch, ctx_id=args.gpu, max_megapixels=args.max_megapixels)
+    detector = load_detector(args)
     os.makedirs(args.output, exist_ok=True)
     results, failed = [], []
     for path in tqdm(images, desc='detect', unit='image', disable=len(images) < 2):
@@ -141,8 +161,9 @@ def main(argv=None):
         print('%s: %d faces -> %s' % (path, det.shape[0], out_path))
     if args.json:
         with atomic_open(args.json, 'w') as f:
-            json.dump({'prefix': args.prefix, 'epoch': args.epoch, 'thresh': args.thresh, 'scales': args.scales,
-                       'flip': args.flip, 'images': results}, f, indent=1)
+            model = {'onnx': args.onnx} if args.onnx is not None else {'prefix': args.prefix, 'epoch': args.epoch}
+            json.dump(dict(model, thresh=args.thresh, scales=args.scales, flip=args.flip, images=results), f,
+                      indent=1)
     return 1 if failed else 0
 
 

@@ -1,10 +1,12 @@
-"""RetinaFace face detector on an MXNet checkpoint (``prefix-symbol.json`` + ``prefix-%04d.params``).
+"""RetinaFace face detector on an MXNet checkpoint (``prefix-symbol.json`` + ``prefix-%04d.params``)
+or on its ONNX export (``RetinaFace.from_onnx``).
 
-Gives the detections of the original ``RetinaFace.detect`` (SPEC section 6) on the
-released models and on checkpoints written by ``train.py``, with less work around
-the network: executors are bound once per input shape, the image becomes the RGB
-float tensor in one vectorised copy, anchors are cached per feature-map size, and
-only the anchors above the threshold are decoded.
+Gives the detections of the original ``RetinaFace.detect`` on the released models
+and on checkpoints written by ``train.py``, with less work around the network:
+executors are bound once per input shape, the image becomes the RGB float tensor
+in one vectorised copy, anchors are cached per feature-map size, and only the
+anchors above the threshold are decoded. The MXNet and the onnxruntime detector
+share everything but the network's forward (``RetinaFace.net``).
 
 Boxes are x1, y1, x2, y2 in pixels of the input image (+1 convention), landmarks
 are 5 (x, y) points: left eye, right eye, nose, left and right mouth corners.
@@ -20,11 +22,11 @@ import mxnet as mx
 import numpy as np
 
 from rcnn import runtime
-from rcnn.contract import (DEFAULT_ANCHORS, LANDMARK_FLIP_ORDER, LANDMARK_POINTS, anchor_settings, recorded_anchors,
-                           same_anchors)
+from rcnn.contract import (DEFAULT_ANCHORS, LANDMARK_FLIP_ORDER, LANDMARK_POINTS, anchor_settings,
+                           anchors_from_json, recorded_anchors, same_anchors)
 from rcnn.core.checkpoint import load_param_file
 from rcnn.core.executor import ShapeCachedExecutor
-from rcnn.io.image import MAX_MEGAPIXELS, check_image
+from rcnn.io.image import MAX_MEGAPIXELS, check_image, check_megapixels
 from rcnn.processing.bbox_transform import clip_boxes, landmark_pred, nonlinear_pred
 from rcnn.processing.box_ops import pairwise_overlap
 from rcnn.processing.generate_anchor import anchors_plane, generate_anchors_fpn
@@ -38,19 +40,18 @@ logger = logging.getLogger(__name__)
 _MAX_VOTE_DETECTIONS = 750
 
 
-def detector_anchors(network, symbol, source):
-    """Strides and anchor configuration for a detector: the symbol's record (``rcnn.contract``), else ``network``.
+def detector_anchors(network, recorded, source):
+    """Strides and anchor configuration for a detector: the model's record, else ``network``.
 
     Args:
         network: an anchor layout name (``rcnn.contract.ANCHOR_PRESETS``) or None
             (the record, else the released models' layout).
-        symbol: the deploy symbol.
-        source: the symbol's file, named in errors.
+        recorded: the anchors the model records (``rcnn.contract.recorded_anchors``), or None.
+        source: the model's file, named in errors.
 
     Raises:
-        ValueError: ``network`` is given and differs from the layout the symbol records.
+        ValueError: ``network`` is given and differs from the layout the model records.
     """
-    recorded = recorded_anchors(symbol)
     if network is None:
         return recorded or anchor_settings(DEFAULT_ANCHORS)
     named = anchor_settings(network)
@@ -196,26 +197,44 @@ class RetinaFace:
 
     def __init__(self, prefix, epoch, ctx_id=0, network=None, nms=0.4, nocrop=False, decay4=0.5, vote=False,
                  max_megapixels=MAX_MEGAPIXELS):
-        if isinstance(max_megapixels, bool) or not isinstance(max_megapixels, numbers.Real) \
-                or not math.isfinite(max_megapixels) or max_megapixels <= 0:
-            raise ValueError('max_megapixels must be a finite number > 0, got %r' % (max_megapixels,))
-        self.ctx_id = ctx_id
-        self.ctx = mx.cpu() if ctx_id < 0 else mx.gpu(ctx_id)
-        runtime.check_context(self.ctx, on_cpu='pass ctx_id=-1')
-        self.max_megapixels = float(max_megapixels)
+        max_megapixels = check_megapixels(max_megapixels)
+        ctx = mx.cpu() if ctx_id < 0 else mx.gpu(ctx_id)
+        runtime.check_context(ctx, on_cpu='pass ctx_id=-1')
         symbol, arg_params, aux_params = load_checkpoint(prefix, epoch)
-        strides, anchor_cfg = detector_anchors(network, symbol, '%s-symbol.json' % prefix)
-        forward = ShapeCachedExecutor(symbol, arg_params, aux_params, self.ctx, max_shapes=self.max_cached_shapes,
+        forward = ShapeCachedExecutor(symbol, arg_params, aux_params, ctx, max_shapes=self.max_cached_shapes,
                                       source='%s-%04d.params' % (prefix, epoch))
-        self._setup(forward, len(symbol.list_outputs()), strides, anchor_cfg, '%s-symbol.json' % prefix,
-                    nms, nocrop, decay4, vote)
+        self._setup(forward, len(symbol.list_outputs()), recorded_anchors(symbol), '%s-symbol.json' % prefix,
+                    network, nms, nocrop, decay4, vote, max_megapixels)
+        self.ctx_id = ctx_id
+        self.ctx = ctx
 
-    def _setup(self, forward, num_outputs, strides, anchor_cfg, source, nms, nocrop, decay4, vote):
+    @classmethod
+    def from_onnx(cls, path, network=None, nms=0.4, nocrop=False, decay4=0.5, vote=False,
+                  max_megapixels=MAX_MEGAPIXELS, threads=None):
+        """The detector on an ONNX export (``tools/export_onnx.py retinaface``), run by onnxruntime
+        on the CPU (``rcnn.deploy.ort.OnnxForward``; ``threads`` intra-op threads, default one
+        per usable CPU). ``detect`` and the other arguments are the MXNet detector's; the
+        anchors are the ones the export records, as for a checkpoint. A static-shape export
+        detects only on images whose network input has exactly its size.
+        """
+        from rcnn.deploy.ort import OnnxForward  # onnxruntime is needed only here
+        max_megapixels = check_megapixels(max_megapixels)
+        forward = OnnxForward(path, threads=threads)
+        recorded = forward.metadata.get('anchors')
+        detector = cls.__new__(cls)
+        detector._setup(forward, len(forward.output_names), recorded and anchors_from_json(recorded), path,
+                        network, nms, nocrop, decay4, vote, max_megapixels)
+        detector.ctx_id, detector.ctx = -1, None
+        return detector
+
+    def _setup(self, forward, num_outputs, recorded, source, network, nms, nocrop, decay4, vote, max_megapixels):
         """Everything but the network: anchors, output layout and post-processing settings.
 
         ``forward`` becomes ``self.net``: it maps a float32 (1, 3, H, W) RGB input to the
         deploy outputs (``rcnn.contract``) as NumPy arrays, and offers ``input_buffer(shape)``.
         """
+        self.max_megapixels = max_megapixels
+        strides, anchor_cfg = detector_anchors(network, recorded, source)
         per_stride = num_outputs // len(strides)
         if num_outputs % len(strides) or per_stride not in (2, 3):
             raise ValueError('%s has %d outputs; with anchor strides %s the detector needs 2 or 3 per stride'

@@ -4,7 +4,6 @@ Images are BGR uint8 (H, W, 3) as read by ``rcnn.io.image.read_image``. Every st
 float64 boxes (N, 5) ``x1, y1, x2, y2, score`` in pixels of the input image with
 the +1 width convention; an empty (0, 5) array when nothing survives.
 """
-import math
 import numbers
 import os
 
@@ -15,7 +14,7 @@ import numpy as np
 from mtcnn.boxes import calibrate, nms, pad, square
 from mtcnn.predictor import load_net
 from rcnn import runtime
-from rcnn.io.image import MAX_MEGAPIXELS, check_image
+from rcnn.io.image import MAX_MEGAPIXELS, check_image, check_megapixels
 
 __all__ = ['MtcnnDetector', 'transform']
 
@@ -68,9 +67,7 @@ class MtcnnDetector:
                                           and 0.0 <= t <= 1.0 for t in threshold):
             raise ValueError('threshold must be three numbers in [0, 1] (P-Net, R-Net, O-Net), got %r'
                              % (threshold,))
-        if isinstance(max_megapixels, bool) or not isinstance(max_megapixels, numbers.Real) \
-                or not math.isfinite(max_megapixels) or max_megapixels <= 0:
-            raise ValueError('max_megapixels must be a finite number > 0, got %r' % (max_megapixels,))
+        max_megapixels = check_megapixels(max_megapixels)
         runtime.check_context(ctx)
 
         def load(net, name):

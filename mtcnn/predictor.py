@@ -58,11 +58,23 @@ class Predictor:
 
 
 def load_net(net, params, ctx=mx.cpu()):
-    """Build the detector's Predictor of ``net`` ('pnet', 'rnet', 'onet') from a ``.params`` path.
+    """The detector's net ``net`` ('pnet', 'rnet', 'onet') from a ``.params`` or ``.onnx`` path.
 
-    The test symbol in its oneDNN form (``prelu='onednn'``, same outputs as the
-    stock graph); the landmark branch is included when the file has its weights.
+    ``.params``: a Predictor of the test symbol in its oneDNN form (``prelu='onednn'``,
+    same outputs as the stock graph), with the landmark branch when the file has its
+    weights. ``.onnx`` (``tools/export_onnx.py mtcnn``): an onnxruntime forward on the
+    CPU (``rcnn.deploy.ort.OnnxForward``; any batch size in one call), whatever ``ctx``.
+
+    Raises:
+        ValueError: an ONNX file exported from another net.
     """
+    if str(params).endswith('.onnx'):
+        from rcnn.deploy.ort import OnnxForward  # onnxruntime is needed only here
+        forward = OnnxForward(params)
+        model = forward.metadata.get('model')
+        if model is not None and model != 'mtcnn-' + net:
+            raise ValueError('%s is an ONNX export of %r, not of the %s' % (params, model, net))
+        return forward
     arg_params, aux_params = load_param_file(params)
     with_landmark = LANDMARK_PARAM[net] in arg_params
     symbol = get_symbol(net, 'test', with_landmark, prelu='onednn')

@@ -32,7 +32,8 @@ import json
 
 __all__ = ['PREFIX', 'BBOX_PRED_LEN', 'LANDMARK_POINTS', 'LANDMARK_PRED_LEN', 'LANDMARK_FLIP_ORDER',
            'AnchorLevel', 'ANCHOR_PRESETS', 'DEFAULT_ANCHORS', 'anchor_settings', 'rpn_anchor_cfg',
-           'tensor_name', 'label_names', 'anchor_attr', 'recorded_anchors', 'same_anchors']
+           'tensor_name', 'label_names', 'anchor_attr', 'recorded_anchors', 'same_anchors', 'anchors_to_json',
+           'anchors_from_json']
 
 PREFIX = 'face'
 BBOX_PRED_LEN = 4
@@ -144,20 +145,30 @@ def anchor_attr(stride, level_cfg):
     return {_ANCHOR_ATTR: json.dumps(dict(_level_record(level_cfg), stride=int(stride)), sort_keys=True)}
 
 
+def _from_records(levels):
+    cfg = {str(level['stride']): {'SCALES': tuple(level['scales']), 'BASE_SIZE': level['base_size'],
+                                  'RATIOS': tuple(level['ratios'])} for level in levels}
+    return sorted((int(s) for s in cfg), reverse=True), cfg
+
+
 def recorded_anchors(symbol):
     """The anchors a symbol records (``anchor_attr``), as ``anchor_settings`` returns them, or None.
 
     Symbols without the record (the released models) give None.
     """
-    cfg = {}
-    for attrs in symbol.attr_dict().values():
-        if _ANCHOR_ATTR in attrs:
-            level = json.loads(attrs[_ANCHOR_ATTR])
-            cfg[str(level['stride'])] = {'SCALES': tuple(level['scales']), 'BASE_SIZE': level['base_size'],
-                                         'RATIOS': tuple(level['ratios'])}
-    if not cfg:
-        return None
-    return sorted((int(s) for s in cfg), reverse=True), cfg
+    levels = [json.loads(attrs[_ANCHOR_ATTR]) for attrs in symbol.attr_dict().values() if _ANCHOR_ATTR in attrs]
+    return _from_records(levels) if levels else None
+
+
+def anchors_to_json(settings):
+    """An ``anchor_settings`` result as JSON text (an exported model's metadata)."""
+    strides, cfg = settings
+    return json.dumps([dict(_level_record(cfg[str(s)]), stride=int(s)) for s in strides], sort_keys=True)
+
+
+def anchors_from_json(text):
+    """The inverse of ``anchors_to_json``."""
+    return _from_records(json.loads(text))
 
 
 def same_anchors(a, b):

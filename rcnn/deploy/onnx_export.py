@@ -68,6 +68,7 @@ from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
 
 from mtcnn.predictor import LANDMARK_PARAM
 from mtcnn.symbol import INPUT_SIZE, get_symbol
+from rcnn.contract import anchors_to_json, recorded_anchors
 from rcnn.core.checkpoint import load_param_file, params_path
 from rcnn.deploy import ort
 from rcnn.fileio import atomic_path
@@ -423,9 +424,12 @@ def convert(symbol, arg_params, aux_params, spec, model_name='', source=''):
     used = {name for node in graph.node for name in node.input} | set(wanted)
     _replace(graph.initializer, [i for i in graph.initializer if i.name in used])
 
-    helper.set_model_props(model, {'model': model_name, 'source': source, 'input': spec.description,
-                                   'exporter': 'rcnn.deploy.onnx_export, mxnet %s, opset %d' % (mx.__version__,
-                                                                                              OPSET)})
+    props = {'model': model_name, 'source': source, 'input': spec.description,
+             'exporter': 'rcnn.deploy.onnx_export, mxnet %s, opset %d' % (mx.__version__, OPSET)}
+    anchors = recorded_anchors(symbol)
+    if anchors is not None:  # train.py checkpoints record their anchors; the detector reads them back
+        props['anchors'] = anchors_to_json(anchors)
+    helper.set_model_props(model, props)
     onnx.checker.check_model(model, full_check=True)
     return model, notes
 

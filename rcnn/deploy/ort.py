@@ -108,9 +108,18 @@ class OnnxForward:
         self.input_shape = tuple(d if isinstance(d, int) else None for d in inputs[0].shape)
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self._buffer = None
         logger.info('onnxruntime session for %s: input %s %s, %d outputs, %d intra-op threads, spinning %s',
                     path, self.input_name, self.input_shape, len(self.output_names), self.threads,
                     'on' if self.spinning else 'off')
+
+    def input_buffer(self, shape):
+        """A float32 array of ``shape`` to fill in place and pass to the call (the one of the
+        last shape asked for is reused), as ``rcnn.core.executor.ShapeCachedExecutor`` offers."""
+        shape = tuple(shape)
+        if self._buffer is None or self._buffer.shape != shape:
+            self._buffer = np.empty(shape, dtype=np.float32)
+        return self._buffer
 
     def __call__(self, data):
         """Run on ``data`` (B, C, H, W), converted to contiguous float32.

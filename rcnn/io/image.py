@@ -23,6 +23,8 @@ without decoding the pixels (the roidb's width and height).
   pixels come from ``cv2.imdecode`` of the same buffer.
 """
 import logging
+import math
+import numbers
 import os
 import re
 
@@ -30,8 +32,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-__all__ = ['read_image', 'image_size', 'exif_orientation', 'MAX_MEGAPIXELS', 'check_image', 'load_image', 'crop_image',
-           'get_crop_image1', 'color_aug', 'brightness_aug', 'contrast_aug', 'saturation_aug', 'transform']
+__all__ = ['read_image', 'image_size', 'exif_orientation', 'MAX_MEGAPIXELS', 'check_megapixels', 'check_image',
+           'load_image', 'crop_image', 'get_crop_image1', 'color_aug', 'brightness_aug', 'contrast_aug',
+           'saturation_aug', 'transform']
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +143,13 @@ def _orient(im, orientation):
         im = cv2.transpose(im)
     flip = {2: 1, 3: -1, 4: 0, 6: 1, 7: -1, 8: 0}.get(orientation)
     return im if flip is None else cv2.flip(im, flip)
+
+
+def check_megapixels(value):
+    """A detector's ``max_megapixels`` as a float; ValueError unless it is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError('max_megapixels must be a finite number > 0, got %r' % (value,))
+    return float(value)
 
 
 def check_image(img, caller):
