@@ -13,31 +13,16 @@ the output, and no file is written. The opset is 13, the newest MXNet 1.9.1's
 converters are written for.
 """
 import argparse
-import logging
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from rcnn import runtime  # noqa: E402
+from rcnn import cli, runtime  # noqa: E402
 from rcnn.core.checkpoint import params_path  # noqa: E402
 from rcnn.deploy import onnx_export  # noqa: E402
 
 NETS = ('pnet', 'rnet', 'onet')
-
-
-def _positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError('must be a positive integer, got %s' % text)
-    return value
-
-
-def _non_negative(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError('must be >= 0, got %s' % text)
-    return value
 
 
 def build_parser():
@@ -48,14 +33,14 @@ def build_parser():
     retina = commands.add_parser('retinaface', help='a RetinaFace checkpoint (PREFIX-symbol.json, '
                                                     'PREFIX-EPOCH.params)')
     retina.add_argument('--prefix', required=True, help='checkpoint prefix')
-    retina.add_argument('--epoch', type=_non_negative, required=True, help='checkpoint epoch')
-    retina.add_argument('--shape', type=_positive, nargs=2, metavar=('H', 'W'),
+    retina.add_argument('--epoch', type=cli.int_at_least(0), required=True, help='checkpoint epoch')
+    retina.add_argument('--shape', type=cli.int_at_least(1), nargs=2, metavar=('H', 'W'),
                         help='export a static (1, 3, H, W) input instead of dynamic batch, height and width')
 
     mtcnn = commands.add_parser('mtcnn', help='an MTCNN net from its .params')
     mtcnn.add_argument('--net', required=True, choices=NETS, help='which net the weights are')
     mtcnn.add_argument('--params', required=True, help='the MXNet .params file of the net')
-    mtcnn.add_argument('--shape', type=_positive, nargs=2, metavar=('H', 'W'),
+    mtcnn.add_argument('--shape', type=cli.int_at_least(1), nargs=2, metavar=('H', 'W'),
                        help='pnet only: a static (1, 3, H, W) input instead of dynamic batch, height and width')
 
     for sub in (retina, mtcnn):
@@ -93,7 +78,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    cli.setup_logging()
     runtime.configure_cpu_inference()
     try:
         if args.model == 'retinaface':
