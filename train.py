@@ -288,10 +288,6 @@ class _Interrupt:
         return False
 
 
-class Diverged(ArithmeticError):
-    """NaN or infinity in a loss output, gradient, parameter or auxiliary state during training."""
-
-
 def train(args):
     """Run the training ``args`` (from :func:`parse_args`) describe; returns the exit status:
     0 when done, 130 / 143 when interrupted by SIGINT / SIGTERM after its checkpoint."""
@@ -389,8 +385,8 @@ def _fit(args, cfg, ctx, kv, sym, loader, distributed, is_chief):
                 found = check.failures()
                 if found:
                     last = 'last checkpoint: %s' % kept[0] if kept else 'this run wrote no checkpoint'
-                    raise Diverged('training diverged in epoch %d, batch %d: NaN or infinity in %s; nothing after it '
-                                   'was saved (%s)' % (epoch, nbatch, describe(found), last))
+                    raise NonFiniteError('training diverged in epoch %d, batch %d: NaN or infinity in %s; nothing '
+                                         'after it was saved (%s)' % (epoch, nbatch, describe(found), last), found)
                 speedometer(mx.model.BatchEndParam(epoch=epoch, nbatch=nbatch, eval_metric=metrics, locals=None))
                 iteration += 1
                 if interrupt.requested or (args.max_iters is not None and iteration >= args.max_iters):
@@ -412,7 +408,7 @@ def main(argv=None):
     logger.info('called with %s', vars(args))
     try:
         return train(args)
-    except (CheckpointError, Diverged, NonFiniteError) as error:
+    except (CheckpointError, NonFiniteError) as error:
         raise SystemExit('train.py: error: %s' % error) from None
 
 

@@ -44,8 +44,13 @@ def digests(text):
 
 
 def test_missing_dataset_says_how_to_get_data(tmp_path):
-    with pytest.raises(SystemExit, match='rcnn.dataset.synthetic'):
+    with pytest.raises(SystemExit, match=r'rcnn.dataset.synthetic --output %s\n' % (tmp_path / 'nowhere')):
         train.main(FAST + ['--dataset_path', str(tmp_path / 'nowhere'), '--prefix', str(tmp_path / 'm')])
+    # The generator writes only into a new folder: the suggestion does not point at one in use.
+    (tmp_path / 'data' / 'val').mkdir(parents=True)
+    with pytest.raises(SystemExit, match=r'--output %s-synthetic\n.*--dataset_path %s-synthetic'
+                                         % ((tmp_path / 'data'),) * 2):
+        train.main(FAST + ['--dataset_path', str(tmp_path / 'data'), '--prefix', str(tmp_path / 'm')])
 
 
 def test_unknown_network_lists_the_valid_ones(capsys):
@@ -110,7 +115,8 @@ def test_gpus_on_this_cpu_build_are_a_one_line_error(capsys):
 ])
 def test_arguments_are_checked_before_any_work(argv, message, tmp_path, monkeypatch, capsys):
     """Each is an argparse error (status 2) naming the argument; the dataset folder does not
-    even exist, so any work would fail differently."""
+    even exist, so any work would fail differently. (As on a CPU build: no GPU.)"""
+    monkeypatch.setattr(runtime, 'cuda_gpus', lambda: 0)
     for name in train.DIST_ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
     (tmp_path / 'file').write_text('')
