@@ -8,9 +8,9 @@ float32 (finite values above ~1e19), which is not reported. On mnet's 470
 outputs, gradients, parameters and auxiliary states (1.4 M values) it adds
 1.6 % to a batch of 4 on 2 CPU cores (``bench/train.py``: 0.463 against
 0.454 s per iteration, medians of 3 runs). MXNet's ``multi_all_finite``, made
-for this, was 5 to 10 times slower on the CPU (its kernel visits
-max(size) x count elements) and crashes the process given more than 200
-arrays (a fixed-size kernel parameter).
+for this, took 4.4 against 0.44 ms for mnet's gradients on the CPU (its kernel
+visits max(size) x count elements) and crashes the process given more than
+200 arrays (a fixed-size kernel parameter).
 """
 import numpy as np
 
