@@ -115,12 +115,14 @@ def test_a_module_resumed_from_its_states_updates_exactly_as_the_original(device
 
 
 def _states_of(tmp_path):
+    """(a module resumed from a saved checkpoint, its .states path, the digest of its parameters)."""
     mod = tiny_module([mx.cpu()])
     step(mod, 0)
     prefix = str(tmp_path / 'm')
     arg, aux = mod.get_params()
     save_checkpoint(prefix, 1, tiny_symbol(), arg, aux, module=mod)
-    return tiny_module([mx.cpu()], *load_params(prefix, 1)), states_path(prefix, 1), params_digest(*load_params(prefix, 1))
+    params = load_params(prefix, 1)
+    return tiny_module([mx.cpu()], *params), states_path(prefix, 1), params_digest(*params)
 
 
 class _Marker:

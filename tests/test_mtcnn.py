@@ -667,9 +667,9 @@ def test_train_device_is_gpu_0_when_mxnet_sees_one_else_the_cpu(tmp_path, monkey
 
 def test_interrupted_training_does_not_exit_0(tmp_path):
     _tiny_list(tmp_path, 12, count=16)
-    proc = subprocess.Popen([sys.executable, '-m', 'mtcnn.train', '--net', 'pnet', '--samples', str(tmp_path / 'train.txt'),
-                             '--prefix', str(tmp_path / 'pnet'), '--batch-size', '8', '--end-epoch', '100000',
-                             '--frequent', '1'], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, '-m', 'mtcnn.train', '--net', 'pnet', '--samples', str(tmp_path / 'train.txt'),
+               '--prefix', str(tmp_path / 'pnet'), '--batch-size', '8', '--end-epoch', '100000', '--frequent', '1']
+    proc = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
         if 'Batch [' in line:
             break
