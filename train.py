@@ -4,10 +4,18 @@
 One device, several (``--gpus 0,1`` or ``--cpus 2``), or several machines through
 MXNet's parameter-server kvstore (``--kvstore dist_sync``, see ``tools/launch.py``).
 Checkpoints ``PREFIX-symbol.json`` + ``PREFIX-%04d.params`` hold the deploy symbol, so
-``RetinaFace(PREFIX, EPOCH)`` loads them; ``--begin_epoch N`` resumes from ``PREFIX-N``.
+``RetinaFace(PREFIX, EPOCH)`` loads them; ``--begin_epoch N`` resumes from ``PREFIX-N``
+(parameters and, from ``PREFIX-N.states``, the momentum; see ``rcnn.core.checkpoint``).
+
+Exit status: 0 when the run is done (``--end_epoch`` or ``--max_iters`` reached);
+130 / 143 after the checkpoint that SIGINT / SIGTERM asked for (resume with the
+``--begin_epoch`` it logs); 1 when training diverged (NaN or infinity in a loss,
+gradient or parameter: nothing is saved after the last finite checkpoint) or a
+model file is unusable; 2 for a bad argument, reported before any work.
 """
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
@@ -17,19 +25,57 @@ import warnings
 import mxnet as mx
 import numpy as np
 
-from rcnn.cli import setup_logging
+from rcnn.cli import check_writable_dir, int_list, positive_float, setup_logging
 from rcnn.config import DEFAULT_DATASET, DEFAULT_NETWORK, get_config
 from rcnn.contract import ANCHOR_PRESETS
-from rcnn.core.checkpoint import load_params, params_digest, save_checkpoint, states_path
+from rcnn.core.checkpoint import (CheckpointError, load_optimizer_states, load_params, params_digest, params_path,
+                                  save_checkpoint, states_path)
+from rcnn.core.finite import ModuleCheck, NonFiniteError, describe
 from rcnn.core.loader import CropLoader
-from rcnn.core.metric import get_train_metrics
+from rcnn.core.metric import Speedometer, format_value, get_train_metrics, name_values
 from rcnn.core.schedule import MultiFactorStepScheduler, lr_schedule
 from rcnn.dataset.retinaface import retinaface
+from rcnn.runtime import DeviceError, choose_gpus
 from rcnn.symbol import NETWORKS, get_fixed_params, get_symbol_test, get_symbol_train
 
 logger = logging.getLogger('train')
 
 DATASETS = {'retinaface': retinaface}
+KVSTORES = ('local', 'device', 'nccl', 'dist_sync', 'dist_device_sync', 'dist_async')
+# What a parameter-server job needs (README, "Several machines"; tools/launch.py sets them).
+DIST_ENVIRONMENT = ('DMLC_PS_ROOT_URI', 'DMLC_PS_ROOT_PORT', 'DMLC_NUM_SERVER', 'DMLC_NUM_WORKER')
+
+
+def _integer(minimum):
+    """Type of an integer >= ``minimum``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError('expected an integer, got %r' % text) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError('must be >= %d, got %d' % (minimum, value))
+        return value
+    return parse
+
+
+def _non_negative_float(text):
+    """A finite number >= 0 (weight decay)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('not a number: %r' % text) from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError('must be a finite number >= 0, got %r' % text)
+    return value
+
+
+def _lr_steps(text):
+    """Comma-separated increasing epochs >= 1, e.g. '55,68,80' (kept as text for lr_schedule)."""
+    epochs = int_list(text)
+    if any(e < 1 for e in epochs) or any(b <= a for a, b in zip(epochs, epochs[1:])):
+        raise argparse.ArgumentTypeError('expected increasing epochs >= 1, e.g. 55,68,80; got %r' % text)
+    return text
 
 
 def parse_args(argv=None):
@@ -48,60 +94,89 @@ def parse_args(argv=None):
     parser.add_argument('--image_set', default=default.image_set, help='split to train on')
     parser.add_argument('--root_path', default=default.root_path, help='output data folder')
     parser.add_argument('--dataset_path', default=default.dataset_path, help='dataset folder')
-    parser.add_argument('--frequent', type=int, default=default.frequent, help='log every N batches')
-    parser.add_argument('--kvstore', default=default.kvstore,
-                        help='device, local, dist_sync, dist_device_sync or dist_async')
+    parser.add_argument('--frequent', type=_integer(1), default=default.frequent, help='log every N batches')
+    parser.add_argument('--kvstore', default=default.kvstore, choices=KVSTORES,
+                        help='how gradients are aggregated: in this process (local, device, nccl) or over a '
+                             'parameter-server job (dist_*; see tools/launch.py)')
     parser.add_argument('--no_flip', action='store_true', help='do not add horizontally flipped images')
     parser.add_argument('--no_shuffle', action='store_true', help='keep the roidb order')
     parser.add_argument('--pretrained', default=default.pretrained,
                         help='prefix of a model to initialise from (empty: from scratch)')
-    parser.add_argument('--pretrained_epoch', type=int, default=default.pretrained_epoch)
+    parser.add_argument('--pretrained_epoch', type=_integer(0), default=default.pretrained_epoch)
     parser.add_argument('--prefix', default=default.prefix, help='checkpoint prefix')
-    parser.add_argument('--begin_epoch', type=int, default=0, help='resume from PREFIX-BEGIN_EPOCH')
-    parser.add_argument('--end_epoch', type=int, default=default.end_epoch)
-    parser.add_argument('--lr', type=float, default=default.lr)
-    parser.add_argument('--lr_step', default=default.lr_step, help='epochs where the rate steps down')
-    parser.add_argument('--wd', type=float, default=default.wd)
-    parser.add_argument('--gpus', default=None,
-                        help='GPU ids, e.g. 0,1 (default: every GPU CUDA_VISIBLE_DEVICES makes visible, else CPU)')
-    parser.add_argument('--cpus', type=int, default=1, help='number of CPU contexts when no GPU is used')
-    parser.add_argument('--batch_images', type=int, default=config.TRAIN.BATCH_IMAGES,
+    parser.add_argument('--begin_epoch', type=_integer(0), default=0, help='resume from PREFIX-BEGIN_EPOCH')
+    parser.add_argument('--end_epoch', type=_integer(1), default=default.end_epoch)
+    parser.add_argument('--lr', type=positive_float, default=default.lr)
+    parser.add_argument('--lr_step', type=_lr_steps, default=default.lr_step,
+                        help='increasing epochs where the rate steps down')
+    parser.add_argument('--wd', type=_non_negative_float, default=default.wd)
+    parser.add_argument('--gpus', type=int_list, default=None,
+                        help='GPU ids, e.g. 0,1 (default: every GPU MXNet sees, else the CPU)')
+    parser.add_argument('--cpus', type=_integer(1), default=1, help='number of CPU contexts when no GPU is used')
+    parser.add_argument('--batch_images', type=_integer(1), default=config.TRAIN.BATCH_IMAGES,
                         help='images per device and batch')
     parser.add_argument('--seed', type=int, default=0, help='seed of the crops, shuffling and initialisation')
-    parser.add_argument('--max_iters', type=int, default=None,
+    parser.add_argument('--max_iters', type=_integer(0), default=None,
                         help='stop after this many batches and save a checkpoint (0: save at once)')
     parser.add_argument('--fix_from_scratch', action='store_true',
                         help='keep the LAYER_FIX convolutions (mnet: conv0, conv1) at their random '
                              'initialisation when training from scratch too')
-    parser.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1),
+    parser.add_argument('--workers', type=_integer(0), default=min(4, os.cpu_count() or 1),
                         help='data-loading processes (0: load in the training process)')
     parser.add_argument('--anchors', default=None, choices=sorted(ANCHOR_PRESETS),
                         help="anchor layout of rcnn.contract (default: the network preset's, net3); "
                              'the checkpoint records it for the detector')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+    return args
+
+
+def _check_args(parser, args):
+    """What parse_args cannot see one argument at a time: exits through parser.error."""
+    if args.end_epoch <= args.begin_epoch:
+        parser.error('--end_epoch (%d) must be greater than --begin_epoch (%d)' % (args.end_epoch, args.begin_epoch))
+    if not os.path.basename(args.prefix):
+        parser.error('--prefix %r names a folder; give a file-name prefix in it, e.g. %s'
+                     % (args.prefix, os.path.join(args.prefix, args.network)))
+    check_writable_dir(parser, os.path.dirname(args.prefix), '--prefix')
+    if args.begin_epoch > 0 and not os.path.isfile(params_path(args.prefix, args.begin_epoch)):
+        parser.error('--begin_epoch %d: no checkpoint %s to resume from'
+                     % (args.begin_epoch, params_path(args.prefix, args.begin_epoch)))
+    if args.pretrained and not os.path.isfile(params_path(args.pretrained, args.pretrained_epoch)):
+        parser.error('--pretrained %s --pretrained_epoch %d: no file %s'
+                     % (args.pretrained, args.pretrained_epoch, params_path(args.pretrained, args.pretrained_epoch)))
+    try:
+        args.gpus = choose_gpus(args.gpus)
+    except DeviceError as error:
+        parser.error(str(error))
+    if args.kvstore == 'nccl' and not (args.gpus and mx.runtime.Features().is_enabled('NCCL')):
+        parser.error('--kvstore nccl needs GPUs and an MXNet build with NCCL; use --kvstore device')
+    if args.kvstore.startswith('dist'):
+        unset = [name for name in DIST_ENVIRONMENT if name not in os.environ]
+        if unset:
+            parser.error('--kvstore %s runs as a worker of a parameter-server job, but %s %s not set: start it '
+                         'with tools/launch.py, or set the DMLC_* variables as the README says'
+                         % (args.kvstore, ', '.join(unset), 'is' if len(unset) == 1 else 'are'))
 
 
 def get_context(args):
-    if args.gpus is None:
-        # As the original: CUDA renumbers the visible devices from 0.
-        visible = [g for g in os.environ.get('CUDA_VISIBLE_DEVICES', '').split(',') if g.strip()]
-        gpus = list(range(len(visible)))
-    else:
-        gpus = [int(g) for g in args.gpus.split(',') if g.strip()]
-    if gpus:
-        return [mx.gpu(g) for g in gpus]
-    if args.cpus < 1:
-        raise SystemExit('--cpus must be >= 1')
+    """The training contexts: ``args.gpus`` (as chosen by parse_args), else ``args.cpus`` CPUs."""
+    if args.gpus:
+        return [mx.gpu(g) for g in args.gpus]
     return [mx.cpu(i) for i in range(args.cpus)]
 
 
 def load_roidb(args, cfg):
     path = os.path.join(args.dataset_path, args.image_set, 'label.txt')
     if not os.path.isfile(path):
+        fresh = args.dataset_path
+        if os.path.isdir(fresh) and os.listdir(fresh):  # the generator writes only into a new folder
+            fresh = os.path.normpath(fresh) + '-synthetic'
         raise SystemExit(
             'no training labels at %s.\n'
             'Use real WIDER FACE with the RetinaFace annotations (README, "Preparing WIDER FACE"), or make '
-            'synthetic data:\n  python -m rcnn.dataset.synthetic --output %s' % (path, args.dataset_path))
+            'synthetic data in a new folder and train on it:\n  python -m rcnn.dataset.synthetic --output %s\n'
+            '  python train.py ... --dataset_path %s' % (path, fresh, fresh))
     imdb = DATASETS[args.dataset](args.image_set, args.root_path, args.dataset_path, cfg)
     roidb = imdb.gt_roidb()
     if not args.no_flip:
@@ -110,28 +185,56 @@ def load_roidb(args, cfg):
     return roidb
 
 
-def load_pretrained(prefix, epoch, arg_shapes, aux_shapes):
-    """Parameters of ``prefix-epoch`` whose name and shape match the training symbol.
-
-    A name that matches with another shape is an error naming the parameter;
-    names the checkpoint lacks are initialised fresh (logged).
-    """
-    arg_params, aux_params = load_params(prefix, epoch)
-    loaded = {}
+def _network_params(path, arg_params, aux_params, arg_shapes, aux_shapes):
+    """(arg, aux, missing): the parameters of file ``path`` that the network has, shapes checked,
+    and the network's parameters and auxiliary states the file lacks (sorted names)."""
+    loaded = {'arg': {}, 'aux': {}}
     for params, shapes, kind in ((arg_params, arg_shapes, 'arg'), (aux_params, aux_shapes, 'aux')):
         for name, value in params.items():
             if name not in shapes:
                 continue
             if tuple(value.shape) != tuple(shapes[name]):
-                raise SystemExit('pretrained parameter %s in %s-%04d.params has shape %s, the network needs %s'
-                                 % (name, prefix, epoch, value.shape, shapes[name]))
-            loaded[(kind, name)] = value
-    fresh = sorted(set(arg_shapes) - {n for k, n in loaded if k == 'arg'}) + \
-        sorted(set(aux_shapes) - {n for k, n in loaded if k == 'aux'})
-    logger.info('loaded %d parameters from %s-%04d; initialised fresh: %s', len(loaded), prefix, epoch,
-                ', '.join(fresh) if fresh else 'none')
-    return ({n: v for (k, n), v in loaded.items() if k == 'arg'},
-            {n: v for (k, n), v in loaded.items() if k == 'aux'})
+                raise SystemExit('parameter %s in %s has shape %s, the network needs %s'
+                                 % (name, path, value.shape, shapes[name]))
+            loaded[kind][name] = value
+    missing = sorted(set(arg_shapes) - set(loaded['arg'])) + sorted(set(aux_shapes) - set(loaded['aux']))
+    return loaded['arg'], loaded['aux'], missing
+
+
+def _names(names, limit=20):
+    return ', '.join(names[:limit]) + (' and %d more' % (len(names) - limit) if len(names) > limit else '')
+
+
+def load_pretrained(prefix, epoch, arg_shapes, aux_shapes):
+    """Parameters of ``prefix-epoch`` whose name and shape match the training symbol.
+
+    A name that matches with another shape is an error naming the parameter, and so is
+    a model that matches nothing; names the checkpoint lacks are initialised fresh (logged).
+    """
+    path = params_path(prefix, epoch)
+    file_args, file_aux = load_params(prefix, epoch)
+    arg_params, aux_params, fresh = _network_params(path, file_args, file_aux, arg_shapes, aux_shapes)
+    if not arg_params and not aux_params:
+        raise SystemExit('--pretrained %s matches none of the network\'s %d parameters and auxiliary states '
+                         '(the network has e.g. %s; the file has %s)'
+                         % (path, len(arg_shapes) + len(aux_shapes), _names(sorted(arg_shapes), 5),
+                            _names(sorted(file_args) + sorted(file_aux), 5) or 'nothing'))
+    logger.info('loaded %d parameters from %s-%04d; initialised fresh: %s', len(arg_params) + len(aux_params),
+                prefix, epoch, ', '.join(fresh) if fresh else 'none')
+    return arg_params, aux_params
+
+
+def load_resumed(prefix, epoch, arg_shapes, aux_shapes):
+    """(arg_params, aux_params, digest) of checkpoint ``prefix-epoch``, which must hold every
+    parameter and auxiliary state of the network (an error lists those it lacks);
+    ``digest``: :func:`params_digest` of the whole file, as its ``.states`` records it."""
+    path = params_path(prefix, epoch)
+    file_args, file_aux = load_params(prefix, epoch)
+    arg_params, aux_params, missing = _network_params(path, file_args, file_aux, arg_shapes, aux_shapes)
+    if missing:
+        raise SystemExit('cannot resume from %s: it lacks %d of the network\'s parameters and auxiliary states: %s '
+                         '(a checkpoint of another --network or --anchors?)' % (path, len(missing), _names(missing)))
+    return arg_params, aux_params, params_digest(file_args, file_aux)
 
 
 def make_optimizer(lr, wd, num_devices, steps=()):
@@ -159,10 +262,14 @@ def create_module(sym, ctx, data_shapes, label_shapes, arg_params, aux_params, f
 
 
 class _Interrupt:
-    """Turn SIGINT/SIGTERM into a flag checked between batches, so a checkpoint can be saved."""
+    """Turn SIGINT/SIGTERM into a flag checked between batches, so a checkpoint can be saved.
+
+    ``status`` is then the shell's status for that signal: 130 (SIGINT) or 143 (SIGTERM).
+    """
 
     def __init__(self):
         self.requested = False
+        self.status = 0
 
     def __enter__(self):
         self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -172,6 +279,7 @@ class _Interrupt:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        self.status = 128 + signum
         logger.warning('interrupt received: saving a checkpoint after this batch (again to abort)')
 
     def __exit__(self, *exc):
@@ -181,6 +289,8 @@ class _Interrupt:
 
 
 def train(args):
+    """Run the training ``args`` (from :func:`parse_args`) describe; returns the exit status:
+    0 when done, 130 / 143 when interrupted by SIGINT / SIGTERM after its checkpoint."""
     cfg, _ = get_config(args.network, args.dataset, anchors=args.anchors)
     ctx = get_context(args)
     kv = mx.kv.create(args.kvstore)
@@ -208,12 +318,18 @@ def _fit(args, cfg, ctx, kv, sym, loader, distributed, is_chief):
 
     arg_params, aux_params = None, None
     if args.begin_epoch > 0:
-        arg_params, aux_params = load_params(args.prefix, args.begin_epoch)
+        arg_params, aux_params, digest = load_resumed(args.prefix, args.begin_epoch, arg_shapes, aux_shapes)
         logger.info('resuming from %s-%04d', args.prefix, args.begin_epoch)
     elif args.pretrained:
         arg_params, aux_params = load_pretrained(args.pretrained, args.pretrained_epoch, arg_shapes, aux_shapes)
     # LAYER_FIX belongs to runs on pretrained weights, resumed ones included.
     fixed = get_fixed_params(sym, cfg) if args.pretrained else []
+    if fixed and args.begin_epoch == 0:
+        random = [name for name in fixed if name not in arg_params]
+        if random:
+            raise SystemExit('--pretrained %s lacks LAYER_FIX parameters, which would stay fixed at their random '
+                             'initialisation: %s' % (params_path(args.pretrained, args.pretrained_epoch),
+                                                     _names(random)))
     if args.fix_from_scratch and not args.pretrained:
         # The random stem's gradients are hundreds of times larger relative to its weights than
         # the deeper layers', and short CPU runs learn faster without it moving (README,
@@ -228,14 +344,14 @@ def _fit(args, cfg, ctx, kv, sym, loader, distributed, is_chief):
     logger.info('lr %g, steps (iteration, factor) %s', lr, steps)
     mod = create_module(sym, ctx, data_shapes, label_shapes, arg_params, aux_params, fixed,
                         make_optimizer(lr, args.wd, len(ctx), steps), kv, seed=args.seed)
-    if args.begin_epoch > 0 and os.path.isfile(states_path(args.prefix, args.begin_epoch)):
-        mod.load_optimizer_states(states_path(args.prefix, args.begin_epoch))
-
-    deploy = get_symbol_test(args.network, cfg)
-
     if distributed:
         logger.info('distributed kvstore: optimizer states live on the servers and are not checkpointed; '
                     'a resumed run restarts the momentum')
+    elif args.begin_epoch > 0:
+        load_optimizer_states(mod, states_path(args.prefix, args.begin_epoch), digest)
+
+    deploy = get_symbol_test(args.network, cfg)
+    kept = ['%s-%04d' % (args.prefix, args.begin_epoch)] if args.begin_epoch > 0 else []
 
     def save(epoch):
         # The engine does not order BatchNorm's update of its running statistics before
@@ -244,44 +360,56 @@ def _fit(args, cfg, ctx, kv, sym, loader, distributed, is_chief):
         arg, aux = mod.get_params()
         if is_chief:
             save_checkpoint(args.prefix, epoch, deploy, arg, aux, module=None if distributed else mod)
+            kept[:] = ['%s-%04d' % (args.prefix, epoch)]
         # Workers of a dist kvstore share the trained arguments; BatchNorm running
         # statistics (auxiliary states) stay local to each worker, as in MXNet.
         logger.info('parameter digest %s (arguments)', params_digest(arg, {}))
 
     metrics = get_train_metrics(cfg.RPN_FEAT_STRIDE, cfg.FACE_LANDMARK)
-    speedometer = mx.callback.Speedometer(loader.batch_size, frequent=args.frequent, auto_reset=False)
+    speedometer = Speedometer(loader.batch_size, frequent=args.frequent, auto_reset=False, logger=logger)
+    check = ModuleCheck(mod)
     iteration = 0
     with _Interrupt() as interrupt:
         for epoch in range(args.begin_epoch, args.end_epoch):
             if args.max_iters is not None and iteration >= args.max_iters:
                 save(epoch + 1)
-                return mod
+                return 0
             tic = time.time()
             metrics.reset()
             loader.reset()  # a no-op for the epoch the loader started when it was built
             for nbatch, batch in enumerate(loader):
                 mod.forward_backward(batch)
                 mod.update()
+                check.start()
                 mod.update_metric(metrics, batch.label)
+                found = check.failures()
+                if found:
+                    last = 'last checkpoint: %s' % kept[0] if kept else 'this run wrote no checkpoint'
+                    raise NonFiniteError('training diverged in epoch %d, batch %d: NaN or infinity in %s; nothing '
+                                         'after it was saved (%s)' % (epoch, nbatch, describe(found), last), found)
                 speedometer(mx.model.BatchEndParam(epoch=epoch, nbatch=nbatch, eval_metric=metrics, locals=None))
                 iteration += 1
                 if interrupt.requested or (args.max_iters is not None and iteration >= args.max_iters):
                     save(epoch + 1)
                     if interrupt.requested:
                         logger.info('interrupted in epoch %d; resume with --begin_epoch %d', epoch, epoch + 1)
-                    return mod
-            for name, value in metrics.get_name_value():
-                logger.info('Epoch[%d] Train-%s=%f', epoch, name, value)
+                    return interrupt.status
+            for name, value in name_values(metrics):
+                logger.info('Epoch[%d] Train-%s=%s', epoch, name, format_value(value))
             logger.info('Epoch[%d] Time cost=%.3f', epoch, time.time() - tic)
             save(epoch + 1)
-    return mod
+    return 0
 
 
 def main(argv=None):
+    """Exit status: see the module docstring."""
     setup_logging()
     args = parse_args(argv)
     logger.info('called with %s', vars(args))
-    train(args)
+    try:
+        return train(args)
+    except (CheckpointError, NonFiniteError) as error:
+        raise SystemExit('train.py: error: %s' % error) from None
 
 
 if __name__ == '__main__':

@@ -1,11 +1,14 @@
-"""Training-loop overhead: ``train.py`` iterations/s against the bare forward-backward.
+"""Training-loop overhead: ``train.py`` iterations/s against the bare forward-backward, and the
+cost of the per-batch NaN / infinity check.
 
     python bench/train.py --data data/retinaface [--batch_images 4] [--workers 2]
 
 The loop's time per iteration is measured black-box, from two ``train.py`` runs of
 different length (``--max_iters``), so start-up cancels out. The bare
 forward-backward (+ update) runs the same symbol on one cached batch, so it costs no
-data loading, metric or logging. Ratio = loop / bare; 1.0 is no overhead.
+data loading, metric or logging; it runs with and without ``train.py``'s finiteness
+check (``rcnn.core.finite.ModuleCheck``: queued after the update, read after the
+metric, as in the loop), interleaved, medians. Ratio = loop / bare; 1.0 is no overhead.
 """
 import argparse
 import os
@@ -20,8 +23,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import train  # noqa: E402
-from rcnn.config import config, generate_config  # noqa: E402
+from rcnn.config import get_config  # noqa: E402
+from rcnn.core.finite import ModuleCheck  # noqa: E402
 from rcnn.core.loader import CropLoader  # noqa: E402
+from rcnn.core.metric import get_train_metrics  # noqa: E402
 from rcnn.dataset.retinaface import retinaface  # noqa: E402
 from rcnn.symbol import get_symbol_train  # noqa: E402
 
@@ -36,23 +41,32 @@ def loop_seconds(args, iterations, prefix):
 
 
 def bare_seconds(args, iterations):
-    generate_config('mnet', 'retinaface')
-    roidb = retinaface('train', '', args.data).gt_roidb()
-    sym = get_symbol_train('mnet', config)
-    with CropLoader(sym, roidb, config, batch_size=args.batch_images, seed=0) as loader:
+    """Median s per iteration: (forward-backward + update + metric, the same with the check)."""
+    cfg, _ = get_config('mnet', 'retinaface')
+    roidb = retinaface('train', '', args.data, cfg).gt_roidb()
+    sym = get_symbol_train('mnet', cfg)
+    with CropLoader(sym, roidb, cfg, batch_size=args.batch_images, seed=0) as loader:
         batch = loader.next()
         data_shapes, label_shapes = loader.provide_data, loader.provide_label
     mod = train.create_module(sym, [mx.cpu()], data_shapes, label_shapes, None, None, [],
-                              train.make_optimizer(0.01, 0.0005, 1), 'device')
-    times = []
-    for _ in range(iterations + 3):
+                              train.make_optimizer(0.01, 0.0005, 1), mx.kv.create('device'))
+    metrics = get_train_metrics(cfg.RPN_FEAT_STRIDE, cfg.FACE_LANDMARK)
+    check = ModuleCheck(mod)
+    times = {False: [], True: []}
+    for i in range(2 * (iterations + 3)):
+        checked = bool(i % 2)
+        mx.nd.waitall()
         start = time.perf_counter()
         mod.forward_backward(batch)
         mod.update()
-        for output in mod.get_outputs():
-            output.wait_to_read()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times[3:]))
+        if checked:
+            check.start()
+        mod.update_metric(metrics, batch.label)
+        if checked:
+            assert check.failures() == []
+        mx.nd.waitall()
+        times[checked].append(time.perf_counter() - start)
+    return tuple(float(np.median(times[checked][3:])) for checked in (False, True))
 
 
 def main():
@@ -62,19 +76,22 @@ def main():
     parser.add_argument('--workers', type=int, default=2)
     parser.add_argument('--short', type=int, default=5, help='iterations of the short train.py run')
     parser.add_argument('--long', type=int, default=45, help='iterations of the long train.py run')
+    parser.add_argument('--bare', type=int, default=20, help='iterations of each bare loop')
     parser.add_argument('--prefix', default='/tmp/bench_train/mnet')
     args = parser.parse_args()
     if not os.path.isfile(os.path.join(args.data, 'train', 'label.txt')):
         raise SystemExit('no data at %s; make it with: python -m rcnn.dataset.synthetic --output %s'
                          % (args.data, args.data))
-    bare = bare_seconds(args, 20)
+    bare, checked = bare_seconds(args, args.bare)
     short = loop_seconds(args, args.short, args.prefix)
     long = loop_seconds(args, args.long, args.prefix)
     loop = (long - short) / (args.long - args.short)
-    print('%-34s %10s %10s' % ('mnet, batch %d, %d workers' % (args.batch_images, args.workers), 's/iter', 'iter/s'))
-    print('%-34s %10.3f %10.2f' % ('bare forward-backward + update', bare, 1 / bare))
-    print('%-34s %10.3f %10.2f' % ('train.py loop', loop, 1 / loop))
-    print('%-34s %10.2fx' % ('ratio loop / bare', loop / bare))
+    print('%-40s %10s %10s' % ('mnet, batch %d, %d workers' % (args.batch_images, args.workers), 's/iter', 'iter/s'))
+    print('%-40s %10.3f %10.2f' % ('bare forward-backward + update + metric', bare, 1 / bare))
+    print('%-40s %10.3f %10.2f' % ('the same + finite check', checked, 1 / checked))
+    print('%-40s %10.3fx' % ('ratio with / without check', checked / bare))
+    print('%-40s %10.3f %10.2f' % ('train.py loop (checked)', loop, 1 / loop))
+    print('%-40s %10.2fx' % ('ratio loop / bare', loop / bare))
 
 
 if __name__ == '__main__':

@@ -3,18 +3,56 @@
 A reader never sees a half-written checkpoint, result file or label list, and an
 interrupted run leaves either the old file or the new one. Files get the usual
 permissions (0666 less the umask), like a plain ``open``.
+
+A temporary file is ``.<name>.<host>-<pid>-<random>.tmp<ext>``. A process killed
+while writing (SIGKILL, power loss) cannot remove its own; the next write of the
+same target removes those of this host whose writer process is gone. Temporary
+files of a live writer or of another host (a shared folder) are left alone.
 """
 import contextlib
 import os
+import re
+import socket
 import uuid
+
+__all__ = ['atomic_path', 'atomic_open']
+
+
+def _host():
+    # Only letters and digits, so the name splits unambiguously at '-' and '.'.
+    return re.sub(r'[^A-Za-z0-9]', '', socket.gethostname())[:32] or 'host'
+
+
+def _process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove_stale(directory, root, ext):
+    """Remove this host's temporary files of target ``root + ext`` whose writer has exited."""
+    pattern = re.compile(r'\.%s\.(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-[0-9a-f]{12}\.tmp%s\Z'
+                         % (re.escape(root), re.escape(ext)))
+    host = _host()
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            match = pattern.match(entry.name)
+            if match and match.group('host') == host and not _process_exists(int(match.group('pid'))):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(entry.path)
 
 
 def _temporary_name(path):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     root, ext = os.path.splitext(os.path.basename(path))
+    _remove_stale(directory, root, ext)
     # Keep the extension: some writers (cv2.imwrite, savefig) choose the format by it.
-    return os.path.join(directory, '.%s.%s.tmp%s' % (root, uuid.uuid4().hex[:12], ext))
+    return os.path.join(directory, '.%s.%s-%d-%s.tmp%s' % (root, _host(), os.getpid(), uuid.uuid4().hex[:12], ext))
 
 
 @contextlib.contextmanager

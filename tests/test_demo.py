@@ -1,9 +1,15 @@
-"""tools/demo.py (make demo) on tiny settings: every stage runs, and a second run resumes."""
+"""tools/demo.py (make demo) on tiny settings: every stage runs, a second run resumes, and an
+interrupted or failed step is not reported as finished."""
 import os
+import signal
 import subprocess
 import sys
+import time
+
+import pytest
 
 from conftest import REPO
+from tools import demo
 
 
 def run_demo(tmp_path, epochs):
@@ -35,3 +41,43 @@ def test_demo_runs_every_stage_and_resumes(tmp_path):
 
     third = run_demo(tmp_path, epochs=2)
     assert 'already trained' in third
+
+
+@pytest.mark.parametrize('code, status', [('raise SystemExit(130)', 130),
+                                          ('import os, signal; os.kill(os.getpid(), signal.SIGTERM)', 143)])
+def test_an_interrupted_step_is_reported_with_its_status(code, status, caplog):
+    with pytest.raises(SystemExit) as exit_:
+        demo.run([sys.executable, '-c', code], 'training')
+    assert exit_.value.code == status
+    assert 'training was interrupted' in caplog.text and 'run the same command again' in caplog.text
+
+
+def test_a_failed_step_exits_1_naming_it():
+    with pytest.raises(SystemExit) as exit_:
+        demo.run([sys.executable, '-c', 'raise SystemExit(3)'], 'evaluation')
+    assert 'evaluation failed (exit status 3)' in str(exit_.value.code)
+
+
+def test_interrupted_training_saves_its_checkpoint_and_the_demo_exits_130(tmp_path):
+    """Ctrl-C reaches the demo (the terminal's process group): it passes it on to the
+    training step once, waits for its checkpoint and exits with its status. The demo logs
+    every 10 batches, more than an epoch here: the signal comes after the first epoch."""
+    args = ['--data', str(tmp_path / 'data'), '--prefix', str(tmp_path / 'model' / 'mnet'), '--output',
+            str(tmp_path / 'out'), '--num-train', '2', '--num-val', '1', '--num-test', '0', '--epochs', '3',
+            '--batch_images', '1']
+    proc = subprocess.Popen([sys.executable, 'tools/demo.py'] + args, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    lines = []
+    deadline = time.time() + 300
+    for line in proc.stderr:
+        lines.append(line)
+        if 'Epoch[0] Time cost' in line or time.time() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=300)
+    log = ''.join(lines) + rest
+    assert proc.returncode == 130, log
+    assert 'training was interrupted (SIGINT); run the same command again' in log
+    assert 'resume with --begin_epoch 2' in log
+    assert (tmp_path / 'model' / 'mnet-0002.params').is_file()
+    assert not (tmp_path / 'model' / 'mnet-0003.params').exists()
+    assert not (tmp_path / 'out').exists()  # no later step ran

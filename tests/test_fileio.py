@@ -1,9 +1,15 @@
-"""Atomic writes: all or nothing, usual permissions, no temporary files left behind."""
+"""Atomic writes: all or nothing, usual permissions, no temporary files left behind, not even by
+a killed writer."""
 import os
+import signal
 import stat
+import subprocess
+import sys
 
 import pytest
 
+from conftest import REPO
+from rcnn import fileio
 from rcnn.fileio import atomic_open, atomic_path
 
 
@@ -39,3 +45,27 @@ def test_atomic_path_keeps_the_extension_and_renames(tmp_path):
     with pytest.raises(ValueError, match='mode'):
         with atomic_open(target, 'r'):
             pass
+
+
+def test_the_next_save_removes_temporaries_of_a_killed_writer_only(tmp_path):
+    target = tmp_path / 'model-0001.params'
+    killed = subprocess.run(
+        [sys.executable, '-c', 'import os, signal, sys\n'
+         'from rcnn.fileio import atomic_path\n'
+         'with atomic_path(sys.argv[1]) as tmp:\n'
+         '    open(tmp, "w").write("half a checkpoint")\n'
+         '    os.kill(os.getpid(), signal.SIGKILL)\n', str(target)], cwd=REPO)
+    assert killed.returncode == -signal.SIGKILL
+    left = [p for p in os.listdir(tmp_path)]
+    assert len(left) == 1 and left[0].startswith('.model-0001.') and left[0].endswith('.tmp.params')
+    # A live writer's temporary (this process) and another host's (a shared folder) stay.
+    live = tmp_path / ('.model-0001.%s-%d-0123456789ab.tmp.params' % (fileio._host(), os.getpid()))
+    other_host = tmp_path / '.model-0001.elsewhere-1-0123456789ab.tmp.params'
+    other_target = tmp_path / ('.model-0002.%s' % left[0].split('.', 2)[2])
+    for path in (live, other_host, other_target):
+        path.write_text('in progress')
+    with atomic_path(target) as tmp:
+        with open(tmp, 'w') as f:
+            f.write('complete')
+    assert target.read_text() == 'complete'
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in (target, live, other_host, other_target))

@@ -1,15 +1,20 @@
 """MTCNN: symbols vs the released weights, box arithmetic, the detector against the
 original's outputs, the OHEM loss op, training sample generation, data loading
 and checkpoints."""
+import logging
 import math
 import os
+import re
+import signal
+import subprocess
+import sys
 
 import cv2
 import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import require_shared
+from conftest import REPO, require_shared
 from mtcnn import boxes as B
 from mtcnn.detector import MtcnnDetector, transform
 from mtcnn.evaluate import match
@@ -596,6 +601,95 @@ def test_save_checkpoint_is_loadable(tmp_path):
     loaded, aux = load_param_file(path)
     assert set(loaded) == set(params) and aux == {}
     assert not [p for p in os.listdir(tmp_path) if p.endswith('.tmp') or p.startswith('.')]
+
+
+def test_training_that_diverges_stops_naming_the_batch_and_saves_nothing_more(tmp_path, capsys):
+    from mtcnn import train
+    samples = _tiny_list(tmp_path, 24, count=16)
+    prefix = str(tmp_path / 'model' / 'rnet')
+    train_net('rnet', samples, prefix, end_epoch=1, batch_size=8, with_landmark=True)
+    kept = open(prefix + '-0001.params', 'rb').read()
+    with pytest.raises(SystemExit) as exit_:
+        train.main(['--net', 'rnet', '--samples', str(tmp_path / 'train.txt'), '--prefix', prefix, '--with-landmark',
+                    '--begin-epoch', '1', '--end-epoch', '3', '--batch-size', '8', '--lr', '1e6'])
+    error = str(exit_.value.code)
+    assert error.startswith('mtcnn.train: error: rnet diverged in epoch 1, batch '), error
+    assert re.search(r'NaN or infinity in (loss output|gradient of|parameter) \w+', error), error
+    assert error.endswith('nothing after it was saved (last checkpoint: %s-0001.params)' % prefix), error
+    assert 'trained' not in capsys.readouterr().out
+    assert open(prefix + '-0001.params', 'rb').read() == kept
+    assert sorted(os.listdir(tmp_path / 'model')) == ['rnet-0001.params', 'rnet-symbol.json']
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--lr', 'nan'], "argument --lr: must be a finite number > 0, got 'nan'"),
+    (['--lr', '0'], 'argument --lr: must be a finite number > 0'),
+    (['--batch-size', '0'], 'argument --batch-size: must be >= 1'),
+    (['--end-epoch', '2', '--begin-epoch', '2'], '--end-epoch (2) must be greater than --begin-epoch (2)'),
+    (['--lr-epochs', '14,8'], 'argument --lr-epochs: expected increasing epochs'),
+    (['--wd', '-1'], 'argument --wd: must be a finite number >= 0'),
+    (['--frequent', '0'], 'argument --frequent: must be >= 1'),
+    (['--gpus', 'x'], 'argument --gpus: expected comma-separated integers'),
+    (['--begin-epoch', '3'], '--begin-epoch 3: no checkpoint {tmp}/m/pnet-0003.params to resume from'),
+    (['--samples', '{tmp}/none.txt'], '--samples: no such file: {tmp}/none.txt'),
+    (['--prefix', '{tmp}/file/pnet'], '--prefix: {tmp}/file is not a folder'),
+])
+def test_train_arguments_are_checked_before_any_work(argv, message, tmp_path, capsys):
+    from mtcnn import train
+    (tmp_path / 'file').write_text('')
+    (tmp_path / 'list.txt').write_text('')
+    base = {'--samples': str(tmp_path / 'list.txt'), '--prefix': str(tmp_path / 'm' / 'pnet')}
+    for flag in argv[::2]:
+        base.pop(flag, None)
+    argv = ['--net', 'pnet'] + [a for pair in base.items() for a in pair] + \
+        [a.replace('{tmp}', str(tmp_path)) for a in argv]
+    with pytest.raises(SystemExit) as exit_:
+        train.main(argv)
+    assert exit_.value.code == 2
+    assert 'error: ' + message.replace('{tmp}', str(tmp_path)) in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ['file', 'list.txt']
+
+
+def test_train_device_is_gpu_0_when_mxnet_sees_one_else_the_cpu(tmp_path, monkeypatch):
+    from mtcnn import train
+    from rcnn import runtime
+    (tmp_path / 'list.txt').write_text('')
+    argv = ['--net', 'pnet', '--samples', str(tmp_path / 'list.txt'), '--prefix', str(tmp_path / 'pnet')]
+    monkeypatch.setattr(runtime, 'cuda_gpus', lambda: 2)
+    assert train.parse_args(argv).gpus == [0]
+    assert train.parse_args(argv + ['--gpus', '1']).gpus == [1]
+    assert train.parse_args(argv + ['--gpus', '']).gpus == []
+    monkeypatch.setattr(runtime, 'cuda_gpus', lambda: 0)
+    assert train.parse_args(argv).gpus == []
+    with pytest.raises(SystemExit):
+        train.parse_args(argv + ['--gpus', '0'])
+
+
+def test_interrupted_training_does_not_exit_0(tmp_path):
+    _tiny_list(tmp_path, 12, count=16)
+    command = [sys.executable, '-m', 'mtcnn.train', '--net', 'pnet', '--samples', str(tmp_path / 'train.txt'),
+               '--prefix', str(tmp_path / 'pnet'), '--batch-size', '8', '--end-epoch', '100000', '--frequent', '1']
+    proc = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if 'Batch [' in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=120)
+    assert proc.returncode != 0, rest
+    assert 'KeyboardInterrupt' in rest
+
+
+def test_metrics_with_nothing_to_count_are_logged_n_a(tmp_path, caplog):
+    """P-Net without landmarks: a batch of negatives only has no box rows (0/0)."""
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        cv2.imwrite(str(tmp_path / ('%d.png' % i)), rng.integers(0, 255, (12, 12, 3), dtype=np.uint8))
+    (tmp_path / 'train.txt').write_text(''.join('%d.png 0\n' % i for i in range(8)))
+    with caplog.at_level(logging.INFO, logger='mtcnn.train'):
+        train_net('pnet', read_sample_list(str(tmp_path / 'train.txt')), str(tmp_path / 'pnet'), end_epoch=1,
+                  batch_size=8, mirror=False)
+    assert 'Epoch[0] Train-BBoxMSE=n/a' in caplog.text
+    assert re.search(r'Epoch\[0\] Train-LogLoss=\d+\.\d+', caplog.text)
 
 
 def test_init_params_prelu_and_fc_scale():

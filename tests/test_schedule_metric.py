@@ -1,9 +1,13 @@
-"""Learning-rate schedule (SPEC section 5) and the per-stride training metrics."""
+"""Learning-rate schedule and the per-stride training metrics, as logged."""
+import logging
+import re
+
 import mxnet as mx
 import numpy as np
 import pytest
 
-from rcnn.core.metric import RPNAccMetric, RPNL1LossMetric, RPNLandMarkL1LossMetric, get_train_metrics
+from rcnn.core.metric import (RPNAccMetric, RPNL1LossMetric, RPNLandMarkL1LossMetric, Speedometer, format_value,
+                              get_train_metrics, name_values)
 from rcnn.core.schedule import MultiFactorStepScheduler, lr_schedule
 
 
@@ -75,3 +79,27 @@ def test_composite_metric_names_and_output_positions():
                      'RPNAcc_s8', 'RPNL1Loss_s8', 'RPNLandMarkL1Loss_s8']
     assert [m.pred_idx for m in metrics.metrics[::3]] == [0, 6, 12]
     assert len(get_train_metrics([32, 16, 8], face_landmark=False).metrics) == 6
+
+
+def test_zero_over_zero_is_n_a_and_a_real_nan_stays_nan(caplog):
+    """A stride without a positive anchor has nothing to average (n/a); a NaN loss is nan."""
+    metrics = get_train_metrics([32], face_landmark=False)
+    prob = np.full((1, 2, 2), 0.5)
+    label = np.array([[0, -1]])
+    no_positive = np.zeros((1, 4, 2))
+    metrics.update(None, nd(prob, label, np.ones((1, 4, 2)), no_positive))
+    assert name_values(metrics) == [('RPNAcc_s32', 1.0), ('RPNL1Loss_s32', None)]
+    assert [format_value(v) for _, v in name_values(metrics)] == ['1.000000', 'n/a']
+
+    nan_loss = np.full((1, 4, 2), np.nan)
+    metrics.update(None, nd(prob, label, nan_loss, np.ones((1, 4, 2))))
+    assert format_value(name_values(metrics)[1][1]) == 'nan'
+
+    speedometer = Speedometer(batch_size=1, frequent=1, auto_reset=False, logger=logging.getLogger('speed'))
+    fresh = get_train_metrics([32], face_landmark=False)
+    fresh.update(None, nd(prob, label, np.ones((1, 4, 2)), no_positive))
+    with caplog.at_level(logging.INFO, logger='speed'):
+        for nbatch in range(2):
+            speedometer(mx.model.BatchEndParam(epoch=0, nbatch=nbatch, eval_metric=fresh, locals=None))
+    assert re.fullmatch(r'Epoch\[0\] Batch \[0-1\]\tSpeed: [\d.]+ samples/sec\tRPNAcc_s32=1\.000000\t'
+                        r'RPNL1Loss_s32=n/a', caplog.records[-1].getMessage()), caplog.records[-1].getMessage()

@@ -1,7 +1,9 @@
 """train.py: checkpoints, resume, interrupt, pretrained loading, LAYER_FIX, several
 contexts and the parameter-server kvstore, on a tiny synthetic dataset."""
 import os
+import pickle
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import pytest
 
 import train
 from conftest import REPO, make_cfg, require_shared
+from rcnn import runtime
 from rcnn.core.checkpoint import load_params
 from rcnn.core.loader import CropLoader
 from rcnn.dataset.retinaface import retinaface
@@ -41,8 +44,14 @@ def digests(text):
 
 
 def test_missing_dataset_says_how_to_get_data(tmp_path):
-    with pytest.raises(SystemExit, match='rcnn.dataset.synthetic'):
+    nowhere = re.escape(str(tmp_path / 'nowhere'))
+    with pytest.raises(SystemExit, match=r'rcnn.dataset.synthetic --output %s\n' % nowhere):
         train.main(FAST + ['--dataset_path', str(tmp_path / 'nowhere'), '--prefix', str(tmp_path / 'm')])
+    # The generator writes only into a new folder: the suggestion does not point at one in use.
+    (tmp_path / 'data' / 'val').mkdir(parents=True)
+    data = re.escape(str(tmp_path / 'data'))
+    with pytest.raises(SystemExit, match=r'--output %s-synthetic\n.*--dataset_path %s-synthetic' % (data, data)):
+        train.main(FAST + ['--dataset_path', str(tmp_path / 'data'), '--prefix', str(tmp_path / 'm')])
 
 
 def test_unknown_network_lists_the_valid_ones(capsys):
@@ -51,19 +60,74 @@ def test_unknown_network_lists_the_valid_ones(capsys):
     assert 'mnet, resnet' in capsys.readouterr().err
 
 
-def test_devices_from_gpus_cuda_visible_devices_or_cpus(monkeypatch):
+def test_devices_are_the_gpus_mxnet_sees_or_the_cpus(monkeypatch):
     # The README's --gpus commands need a GPU to run; this checks which contexts they ask for.
-    monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
+    monkeypatch.setattr(runtime, 'cuda_gpus', lambda: 4)
     assert train.get_context(train.parse_args(['--gpus', '0,1,2,3'])) == [mx.gpu(i) for i in range(4)]
+    assert train.get_context(train.parse_args(['--gpus', '1'])) == [mx.gpu(1)]
+    assert train.get_context(train.parse_args([])) == [mx.gpu(i) for i in range(4)]
+    monkeypatch.setattr(runtime, 'cuda_gpus', lambda: 0)
     assert train.get_context(train.parse_args([])) == [mx.cpu(0)]
     assert train.get_context(train.parse_args(['--cpus', '2'])) == [mx.cpu(0), mx.cpu(1)]
-    with pytest.raises(SystemExit, match='--cpus must be >= 1'):
-        train.get_context(train.parse_args(['--cpus', '0']))
-    # CUDA numbers the visible devices from 0, whatever their physical ids.
-    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '2,3')
-    assert train.get_context(train.parse_args([])) == [mx.gpu(0), mx.gpu(1)]
-    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
-    assert train.get_context(train.parse_args([])) == [mx.cpu(0)]
+
+
+def test_a_gpu_the_machine_lacks_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setattr(runtime, 'cuda_gpus', lambda: 2)
+    with pytest.raises(SystemExit) as exit_:
+        train.parse_args(['--gpus', '0,2'])
+    assert exit_.value.code == 2
+    assert 'error: --gpus 2: MXNet sees 2 GPU(s) here (ids 0..1); to run on the CPU, leave --gpus out' \
+        in capsys.readouterr().err
+
+
+@pytest.mark.skipif(runtime.cuda_gpus() > 0, reason='this MXNet build has CUDA and a GPU')
+def test_gpus_on_this_cpu_build_are_a_one_line_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        train.parse_args(['--gpus', '0'])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.endswith(': error: --gpus 0: this MXNet build has no CUDA support (GPUs need mxnet-cu112, see '
+                          'the README); to run on the CPU, leave --gpus out'), error
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--kvstore', 'bogus'], "argument --kvstore: invalid choice: 'bogus'"),
+    (['--kvstore', 'nccl'], '--kvstore nccl needs GPUs'),
+    (['--kvstore', 'dist_sync'], '--kvstore dist_sync runs as a worker of a parameter-server job'),
+    (['--lr_step', '5,x'], 'argument --lr_step: expected comma-separated integers'),
+    (['--lr_step', '8,5'], 'argument --lr_step: expected increasing epochs'),
+    (['--lr', '0'], 'argument --lr: must be a finite number > 0'),
+    (['--lr', '-0.1'], 'argument --lr: must be a finite number > 0'),
+    (['--lr', 'nan'], "argument --lr: must be a finite number > 0, got 'nan'"),
+    (['--lr', 'inf'], 'argument --lr: must be a finite number > 0'),
+    (['--wd', 'nan'], 'argument --wd: must be a finite number >= 0'),
+    (['--end_epoch', '3', '--begin_epoch', '3'], '--end_epoch (3) must be greater than --begin_epoch (3)'),
+    (['--end_epoch', '0'], 'argument --end_epoch: must be >= 1'),
+    (['--gpus', '0,a'], 'argument --gpus: expected comma-separated integers'),
+    (['--batch_images', '0'], 'argument --batch_images: must be >= 1'),
+    (['--cpus', '0'], 'argument --cpus: must be >= 1'),
+    (['--workers', '-1'], 'argument --workers: must be >= 0'),
+    (['--max_iters', '-1'], 'argument --max_iters: must be >= 0'),
+    (['--frequent', '0'], 'argument --frequent: must be >= 1'),
+    (['--begin_epoch', '2'], '--begin_epoch 2: no checkpoint {tmp}/m-0002.params to resume from'),
+    (['--pretrained', '{tmp}/none'], '--pretrained {tmp}/none --pretrained_epoch 0: no file {tmp}/none-0000.params'),
+    (['--prefix', '{tmp}/file/m'], '--prefix: {tmp}/file is not a folder'),
+    (['--prefix', '{tmp}/'], "--prefix '{tmp}/' names a folder"),
+])
+def test_arguments_are_checked_before_any_work(argv, message, tmp_path, monkeypatch, capsys):
+    """Each is an argparse error (status 2) naming the argument; the dataset folder does not
+    even exist, so any work would fail differently. (As on a CPU build: no GPU.)"""
+    monkeypatch.setattr(runtime, 'cuda_gpus', lambda: 0)
+    for name in train.DIST_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / 'file').write_text('')
+    argv = [a.replace('{tmp}', str(tmp_path)) for a in argv]
+    prefix = [] if '--prefix' in argv else ['--prefix', str(tmp_path / 'm')]
+    with pytest.raises(SystemExit) as exit_:
+        train.main(FAST + ['--dataset_path', str(tmp_path / 'nowhere')] + prefix + argv)
+    assert exit_.value.code == 2
+    assert 'error: ' + message.replace('{tmp}', str(tmp_path)) in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ['file']
 
 
 def test_pretrained_with_a_wrong_shape_names_the_parameter(dataset, tmp_path):
@@ -72,6 +136,68 @@ def test_pretrained_with_a_wrong_shape_names_the_parameter(dataset, tmp_path):
     with pytest.raises(SystemExit, match='face_rpn_cls_score_stride8_weight'):
         train.main(FAST + ['--dataset_path', dataset, '--prefix', str(tmp_path / 'm'),
                            '--pretrained', str(tmp_path / 'bad'), '--max_iters', '0'])
+
+
+@pytest.fixture(scope='module')
+def initial_checkpoint(dataset, tmp_path_factory):
+    """PREFIX-0001 of --max_iters 0: every parameter of mnet at its initialisation."""
+    prefix = str(tmp_path_factory.mktemp('initial') / 'init')
+    result = run_train('--dataset_path', dataset, '--prefix', prefix, '--max_iters', '0')
+    assert result.returncode == 0, result.stderr
+    return prefix
+
+
+def _copy_without(prefix, target, dropped):
+    params = {k: v for k, v in mx.nd.load(prefix + '-0001.params').items() if k not in dropped}
+    mx.nd.save(target + '-0001.params', params)
+
+
+def test_pretrained_that_matches_nothing_is_an_error(dataset, tmp_path):
+    mx.nd.save(str(tmp_path / 'other-0000.params'), {'arg:fc1_weight': mx.nd.zeros((2, 3))})
+    with pytest.raises(SystemExit, match=r'--pretrained .*other-0000\.params matches none of the network\'s \d+ '
+                                         r'parameters .* the file has fc1_weight\)'):
+        train.main(FAST + ['--dataset_path', dataset, '--prefix', str(tmp_path / 'm'),
+                           '--pretrained', str(tmp_path / 'other'), '--max_iters', '0'])
+    assert sorted(os.listdir(tmp_path)) == ['other-0000.params']
+
+
+def test_layer_fix_parameters_missing_from_the_pretrained_model_are_an_error(dataset, initial_checkpoint, tmp_path):
+    """A pretrained model that lacks some parameters is fine (they start fresh), unless LAYER_FIX
+    would keep them fixed at their random initialisation."""
+    partial = str(tmp_path / 'partial')
+    _copy_without(initial_checkpoint, partial, {'arg:mobilenet0_conv1_weight', 'arg:face_rpn_bbox_pred_stride8_bias'})
+    with pytest.raises(SystemExit, match=r'lacks LAYER_FIX parameters, which would stay fixed at their random '
+                                         r'initialisation: mobilenet0_conv1_weight$'):
+        train.main(FAST + ['--dataset_path', dataset, '--prefix', str(tmp_path / 'm'), '--pretrained', partial,
+                           '--pretrained_epoch', '1', '--max_iters', '0'])
+    _copy_without(initial_checkpoint, partial, {'arg:face_rpn_bbox_pred_stride8_bias'})
+    result = run_train('--dataset_path', dataset, '--prefix', str(tmp_path / 'm'), '--pretrained', partial,
+                       '--pretrained_epoch', '1', '--max_iters', '0')
+    assert result.returncode == 0, result.stderr
+    assert 'initialised fresh: face_rpn_bbox_pred_stride8_bias' in result.stderr
+
+
+def test_resuming_from_a_checkpoint_that_lacks_parameters_lists_them(dataset, initial_checkpoint, tmp_path):
+    prefix = str(tmp_path / 'm')
+    _copy_without(initial_checkpoint, prefix, {'arg:mobilenet0_conv3_weight', 'aux:mobilenet0_batchnorm2_running_var'})
+    with pytest.raises(SystemExit, match=r'cannot resume from .*m-0001\.params: it lacks 2 of the network\'s '
+                                         r'parameters and auxiliary states: mobilenet0_conv3_weight, '
+                                         r'mobilenet0_batchnorm2_running_var'):
+        train.main(FAST + ['--dataset_path', dataset, '--prefix', prefix, '--begin_epoch', '1', '--max_iters', '0'])
+
+
+@pytest.mark.parametrize('suffix', ['.params', '.states', '.states.json'])
+def test_a_truncated_checkpoint_file_is_an_error_naming_it(suffix, dataset, initial_checkpoint, tmp_path):
+    prefix = str(tmp_path / 'm')
+    for name in os.listdir(os.path.dirname(initial_checkpoint)):
+        shutil.copy(os.path.join(os.path.dirname(initial_checkpoint), name), str(tmp_path))
+    path = tmp_path / ('init-0001' + suffix)
+    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+    with pytest.raises(SystemExit) as exit_:
+        train.main(FAST + ['--dataset_path', dataset, '--prefix', str(tmp_path / 'init'), '--begin_epoch', '1',
+                           '--max_iters', '0'])
+    assert str(exit_.value.code).startswith('train.py: error: %s' % path), exit_.value.code
+    assert not (tmp_path / 'init-0002.params').exists()
 
 
 def test_released_model_round_trips_through_a_checkpoint(dataset, tmp_path):
@@ -178,7 +304,8 @@ def test_fix_from_scratch_keeps_the_random_stem(dataset, tmp_path):
     assert np.abs(a2['mobilenet0_batchnorm0_running_mean'].asnumpy()).max() > 1.0
 
 
-def test_interrupt_saves_a_checkpoint(dataset, tmp_path):
+@pytest.mark.parametrize('signum, status', [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_saves_a_checkpoint_and_is_not_success(signum, status, dataset, tmp_path):
     prefix = str(tmp_path / 'interrupted')
     proc = subprocess.Popen([sys.executable, 'train.py'] + FAST + ['--dataset_path', dataset, '--prefix', prefix],
                             cwd=REPO, stderr=subprocess.PIPE, text=True)
@@ -188,12 +315,84 @@ def test_interrupt_saves_a_checkpoint(dataset, tmp_path):
         lines.append(line)
         if 'Batch [' in line or time.time() > deadline:
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, rest = proc.communicate(timeout=300)
     log = ''.join(lines) + rest
-    assert proc.returncode == 0, log
+    assert proc.returncode == status, log
     assert 'resume with --begin_epoch 1' in log
     assert os.path.isfile(prefix + '-0001.params') and os.path.isfile(prefix + '-0001.states')
+
+
+def test_divergence_stops_with_the_batch_named_and_keeps_the_last_finite_checkpoint(dataset, tmp_path):
+    prefix = str(tmp_path / 'diverged')
+    first = run_train('--dataset_path', dataset, '--prefix', prefix, '--max_iters', '1')
+    assert first.returncode == 0, first.stderr
+    kept = {p: (tmp_path / p).read_bytes() for p in os.listdir(tmp_path)}
+    # On this data --lr 100 makes the losses huge but finite for 16 batches; 1e8 overflows at once.
+    result = run_train('--dataset_path', dataset, '--prefix', prefix, '--begin_epoch', '1', '--max_iters', '4',
+                       '--lr', '1e8')
+    assert result.returncode == 1, result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert re.match(r'train\.py: error: training diverged in epoch 1, batch \d: NaN or infinity in '
+                    r'(loss output|gradient of|parameter|auxiliary state) \w+', error), error
+    assert error.endswith('nothing after it was saved (last checkpoint: %s-0001)' % prefix), error
+    assert {p: (tmp_path / p).read_bytes() for p in os.listdir(tmp_path)} == kept
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(dataset, tmp_path):
+    """Two epochs in one run, or one and a resume with its momentum from PREFIX-0001.states:
+    bit-identical parameters and optimizer states (the learning rate steps at epoch 1)."""
+    common = ['--dataset_path', dataset, '--no_flip', '--lr_step', '1']
+    whole = run_train(*common, '--prefix', str(tmp_path / 'whole'), '--end_epoch', '2')
+    first = run_train(*common, '--prefix', str(tmp_path / 'part'), '--end_epoch', '1')
+    resumed = run_train(*common, '--prefix', str(tmp_path / 'part'), '--begin_epoch', '1', '--end_epoch', '2')
+    for result in (whole, first, resumed):
+        assert result.returncode == 0, result.stderr
+    assert re.search(r'optimizer state of \d+ parameters from .*part-0001\.states \(4 updates\)', resumed.stderr)
+    for suffix in ('-0002.params', '-0002.states'):
+        a, b = mx.nd.load(str(tmp_path / ('whole' + suffix))), mx.nd.load(str(tmp_path / ('part' + suffix)))
+        assert sorted(a) == sorted(b) and a
+        for key in a:
+            np.testing.assert_array_equal(a[key].asnumpy(), b[key].asnumpy(), err_msg=suffix + ' ' + key)
+
+
+class _Marker:
+    """Unpickling this runs ``open(path, 'w')``: what a crafted .states file could do."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (self.path, 'w')
+
+
+def test_states_are_never_unpickled_and_must_match_the_params(dataset, tmp_path):
+    prefix = str(tmp_path / 'm')
+    for end in ('1', '2'):
+        begin = ['--begin_epoch', '1'] if end == '2' else []
+        result = run_train('--dataset_path', dataset, '--prefix', prefix, '--max_iters', '1', *begin)
+        assert result.returncode == 0, result.stderr
+    marker = tmp_path / 'unpickled'
+    states = prefix + '-0001.states'
+    shutil.copy(states + '.json', str(tmp_path / 'json'))
+
+    # MXNet's own format (Module.save_optimizer_states), here with a payload: not read.
+    os.remove(states + '.json')
+    with open(states, 'wb') as f:
+        pickle.dump({0: _Marker(str(marker))}, f)
+    legacy = run_train('--dataset_path', dataset, '--prefix', prefix, '--begin_epoch', '1', '--max_iters', '1')
+    assert legacy.returncode == 0, legacy.stderr
+    assert "%s is not read: it is in MXNet's pickled format" % states in legacy.stderr
+    assert 'the momentum restarts from zero' in legacy.stderr
+    assert not marker.exists()
+
+    # The states of epoch 2 beside the parameters of epoch 1: a mismatch, reported before training.
+    shutil.copy(prefix + '-0002.states', states)
+    shutil.copy(prefix + '-0002.states.json', states + '.json')
+    mismatch = run_train('--dataset_path', dataset, '--prefix', prefix, '--begin_epoch', '1', '--max_iters', '1')
+    assert mismatch.returncode == 1
+    assert '%s was saved with other parameters than those resumed from' % states in mismatch.stderr
+    assert 'Batch [' not in mismatch.stderr
 
 
 def _duplicated_batch(dataset):

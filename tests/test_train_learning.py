@@ -23,15 +23,17 @@ from rcnn.dataset.synthetic import generate_widerface
 from rcnn.evaluation.widerface import evaluate
 
 EPOCHS = 4  # of 20 batches of 4 crops
-EPOCH_METRIC = re.compile(r'Epoch\[(\d+)\] Train-(RPNAcc|RPNL1Loss|RPNLandMarkL1Loss)_s(\d+)=([-\w.]+)')
+EPOCH_METRIC = re.compile(r'Epoch\[(\d+)\] Train-(RPNAcc|RPNL1Loss|RPNLandMarkL1Loss)_s(\d+)=([-\w./]+)')
 
 
 def epoch_metrics(log):
-    """{epoch: (mean RPNAcc over strides, summed box + landmark L1 loss over strides with positives)}."""
+    """{epoch: (mean RPNAcc over strides, summed box + landmark L1 loss over strides with positives)};
+    a stride without positives logs its losses as n/a."""
     values = {}
     for epoch, name, _, value in EPOCH_METRIC.findall(log):
-        values.setdefault(int(epoch), {}).setdefault(name, []).append(float(value))
-    return {epoch: (np.mean(v['RPNAcc']), np.nansum(v['RPNL1Loss']) + np.nansum(v['RPNLandMarkL1Loss']))
+        if value != 'n/a':
+            values.setdefault(int(epoch), {}).setdefault(name, []).append(float(value))
+    return {epoch: (np.mean(v['RPNAcc']), np.sum(v.get('RPNL1Loss', [])) + np.sum(v.get('RPNLandMarkL1Loss', [])))
             for epoch, v in values.items()}
 
 

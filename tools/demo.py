@@ -8,14 +8,17 @@
 4. a few val images with the detected boxes and five landmarks drawn.
 
 Every stage resumes: generated data is kept, training continues from the newest
-checkpoint, result files already written are skipped. Interrupt it and run it
-again to go on where it stopped.
+checkpoint, result files already written are skipped. Interrupt it (Ctrl-C, or
+SIGTERM) and run it again to go on where it stopped: the running step gets the
+signal (training saves a checkpoint first) and the demo exits with the step's
+status, 130 or 143. A step that fails makes it exit 1, naming the step.
 """
 import argparse
 import glob
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -30,8 +33,18 @@ logger = logging.getLogger('demo')
 SPLIT_FILES = ('train/label.txt', 'val/label.txt', 'test/label.txt', 'ground_truth/wider_hard_val.mat')
 
 
-def run(command):
-    """Run a step in a child process (its own MXNet engine), failing loudly.
+INTERRUPTED = {128 + signal.SIGINT: 'SIGINT', 128 + signal.SIGTERM: 'SIGTERM'}
+
+
+def run(command, step):
+    """Run ``step`` (a name for messages) in a child process with its own MXNet engine.
+
+    The child runs in its own process group and this process forwards SIGINT and
+    SIGTERM to it once each time it gets one, so Ctrl-C reaches the child once
+    (training saves its checkpoint after the batch; a second Ctrl-C aborts it)
+    and is not cut short: the demo waits for it. An interrupted child (status
+    130 / 143, or killed by that signal) makes the demo exit with that status
+    and say how to go on; any other failure exits 1 naming the step.
 
     MXNet keeps one core for its engine and runs CPU operators on the rest unless
     OMP_NUM_THREADS says otherwise: on 2 cores that halves training speed. The
@@ -43,7 +56,25 @@ def run(command):
     env = dict(os.environ)
     env.setdefault('OMP_NUM_THREADS', str(os.cpu_count() or 1))
     env.setdefault('MXNET_ENGINE_TYPE', 'NaiveEngine')
-    subprocess.run(command, cwd=REPO, check=True, env=env)
+    child = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True)
+
+    def forward(signum, frame):
+        child.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        status = child.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if status < 0:  # killed by a signal, as a shell reports it
+        status = 128 - status
+    if status in INTERRUPTED:
+        logger.error('%s was interrupted (%s); run the same command again to go on from where it stopped',
+                     step, INTERRUPTED[status])
+        raise SystemExit(status)
+    if status:
+        raise SystemExit('demo: %s failed (exit status %d): %s' % (step, status, ' '.join(command)))
 
 
 def latest_epoch(prefix):
@@ -58,7 +89,8 @@ def ensure_data(args):
         logger.info('synthetic data already in %s', args.data)
         return
     run([sys.executable, '-m', 'rcnn.dataset.synthetic', '--output', args.data, '--num-train', str(args.num_train),
-         '--num-val', str(args.num_val), '--num-test', str(args.num_test), '--seed', str(args.seed)])
+         '--num-val', str(args.num_val), '--num-test', str(args.num_test), '--seed', str(args.seed)],
+        'making synthetic data')
 
 
 def ensure_model(args):
@@ -72,7 +104,7 @@ def ensure_model(args):
                '--seed', str(args.seed), '--frequent', '10', '--fix_from_scratch']
     if done:
         command += ['--begin_epoch', str(done)]
-    run(command)
+    run(command, 'training')
     return args.epochs
 
 
@@ -80,7 +112,7 @@ def evaluate(args, epoch):
     predictions = os.path.join(args.output, 'predictions-%04d' % epoch)
     run([sys.executable, 'test_widerface.py', '--mode', '0', '--gpu', '-1', '--prefix', args.prefix,
          '--epoch', str(epoch), '--dataset-path', args.data, '--image-set', 'val', '--output', predictions,
-         '--gt', os.path.join(args.data, 'ground_truth')])
+         '--gt', os.path.join(args.data, 'ground_truth')], 'evaluation')
     return predictions
 
 
@@ -95,7 +127,8 @@ def draw_examples(args, epoch):
             os.symlink(os.path.abspath(os.path.join(args.data, 'val', 'images', record.path)), link)
     pictures = os.path.join(args.output, 'detections')
     run([sys.executable, 'detect.py', '--prefix', args.prefix, '--epoch', str(epoch), '--image', examples,
-         '--output', pictures, '--json', os.path.join(pictures, 'detections.json'), '--thresh', '0.5'])
+         '--output', pictures, '--json', os.path.join(pictures, 'detections.json'), '--thresh', '0.5'],
+        'drawing detections')
     return pictures
 
 
