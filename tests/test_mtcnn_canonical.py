@@ -14,9 +14,9 @@ import pytest
 
 from conftest import require_shared
 from mtcnn import convert, demo
-from mtcnn.boxes import iou
 from mtcnn.convert import convert_net, read_facenet
 from mtcnn.detector import MtcnnDetector
+from mtcnn.evaluate import compare, pair_boxes
 from mtcnn.predictor import load_net
 from mtcnn.torchfile import MAGIC_NUMBER, PROTOCOL_VERSION, TorchFileError, load_state_dict, read_state_dict
 
@@ -179,21 +179,6 @@ def test_converted_nets_reproduce_facenet(converted, net):
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
 
 
-def match_faces(theirs, ours):
-    """One-to-one pairs (i, j) of boxes (N, 4+) and (M, 4+) at IoU >= 0.5, highest IoU first."""
-    if not len(theirs) or not len(ours):
-        return []
-    overlaps = np.array([iou(box, ours) for box in theirs])
-    pairs = []
-    for flat in np.argsort(-overlaps, axis=None, kind='stable'):
-        i, j = np.unravel_index(flat, overlaps.shape)
-        if overlaps[i, j] < 0.5:
-            break
-        if all(i != a and j != b for a, b in pairs):
-            pairs.append((i, j))
-    return pairs
-
-
 def test_cascade_agrees_with_facenet_on_test01(converted):
     """Our cascade (our defaults and arithmetic) with the converted weights against
     facenet-pytorch's MTCNN(min_face_size=24, thresholds=[0.6, 0.7, 0.7], factor=0.709) on
@@ -204,19 +189,22 @@ def test_cascade_agrees_with_facenet_on_test01(converted):
     img = cv2.imread(str(require_shared('assets/images/test01.jpg')))
     boxes, landmarks = MtcnnDetector(converted['pnet'], converted['rnet'], converted['onet']).detect(img)
     assert landmarks.shape == (len(boxes), 5, 2)
-    theirs, their_landmarks = golden['test01_boxes'], golden['test01_landmarks']
-    pairs = match_faces(theirs, boxes)
-    assert len(pairs) >= 0.8 * len(theirs)
-    assert len(pairs) >= 0.8 * len(boxes)
-    errors = [np.linalg.norm(landmarks[j] - their_landmarks[i], axis=1).mean() / (theirs[i, 2] - theirs[i, 0])
-              for i, j in pairs]
-    assert np.mean(errors) <= 0.05
+    agreement = compare(golden['test01_boxes'], golden['test01_landmarks'], boxes, landmarks)
+    assert agreement.reference_matched >= 0.8
+    assert agreement.detections_matched >= 0.8
+    assert agreement.landmark_error <= 0.05
 
 
-def test_match_faces_is_one_to_one():
+def test_compare_pairs_faces_one_to_one():
     theirs = np.array([[0, 0, 9, 9], [1, 0, 10, 9], [50, 50, 59, 59]], np.float64)
-    ours = np.array([[0, 0, 9, 9, 0.9], [100, 100, 109, 109, 0.9]])
-    assert match_faces(theirs, ours) == [(0, 0)]
+    ours = np.array([[1, 0, 10, 9, 0.9], [0, 0, 9, 9, 0.8], [100, 100, 109, 109, 0.9]])
+    assert pair_boxes(theirs, ours) == [(0, 1), (1, 0)]
+    landmarks = np.zeros((3, 5, 2))
+    moved = landmarks + [[[0.0]], [[3.0]], [[0.0]]]   # ours[1] (paired with theirs[0]) 3 px off in x and y
+    agreement = compare(theirs, landmarks, ours, moved)
+    assert (agreement.reference, agreement.detections, agreement.matched) == (3, 3, 2)
+    assert agreement.reference_matched == agreement.detections_matched == pytest.approx(2 / 3)
+    assert agreement.landmark_error == pytest.approx(np.hypot(3, 3) / 9 / 2)
 
 
 # ---------------------------------------------------------------- command lines
