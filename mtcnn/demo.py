@@ -3,8 +3,10 @@
     python -m mtcnn.demo --image photo.jpg --out result.jpg \\
         --pnet model/pnet-0016.params --rnet model/rnet-0016.params --onet model/onet-0016.params
 
-Boxes are drawn in yellow with their score, landmarks (when the O-Net has the
-branch) as red dots; one line per face is printed: x1 y1 x2 y2 score.
+Boxes are drawn in yellow with their score, landmarks as red dots when the
+O-Net has the landmark branch (the canonical weights converted by
+``mtcnn.convert``, or a cascade trained ``--with-landmark``); one line per face
+is printed: x1 y1 x2 y2 score.
 """
 import argparse
 
