@@ -1,43 +1,20 @@
-"""Box arithmetic of the MTCNN cascade, NumPy only.
+"""Box arithmetic of the MTCNN cascade (NumPy; NMS's greedy loop compiled).
 
 Boxes are (N, 4+) float arrays ``x1, y1, x2, y2[, score, ...]`` in pixels with
 the +1 convention: a box covers columns x1..x2, so its width is x2 - x1 + 1.
 """
 import numpy as np
 
+from rcnn.cython.greedy_nms import greedy_nms
+
 __all__ = ['nms', 'iou', 'square', 'calibrate', 'pad']
-
-_NMS_BLOCK = 128
-
-
-def _overlap(x1, y1, x2, y2, areas, rows, cols, mode):
-    """(len(rows), len(cols)) overlap of boxes ``rows`` against boxes ``cols``.
-
-    Coordinates and areas are (N,) columns; the arithmetic runs in place on
-    two (rows, cols) buffers, with the operations and order of the plain
-    formula (same values).
-    """
-    w = np.minimum(x2[rows, None], x2[cols])
-    w -= np.maximum(x1[rows, None], x1[cols])
-    w += 1
-    np.maximum(w, 0.0, out=w)
-    h = np.minimum(y2[rows, None], y2[cols])
-    h -= np.maximum(y1[rows, None], y1[cols])
-    h += 1
-    np.maximum(h, 0.0, out=h)
-    inter = np.multiply(w, h, out=w)
-    if mode == 'Union':
-        union = np.add(areas[rows, None], areas[cols], out=h)
-        union -= inter
-        return np.divide(inter, union, out=inter)
-    return np.divide(inter, np.minimum(areas[rows, None], areas[cols], out=h), out=inter)
 
 
 def nms(dets, thresh, mode='Union'):
     """Greedy non-maximum suppression.
 
     Args:
-        dets: (N, 5+) boxes with the score in column 4.
+        dets: (N, 5+) boxes with the score in column 4 (computed in float64).
         thresh: a box is dropped when its overlap with a kept, higher-scored box
             is not <= thresh.
         mode: 'Union' (intersection over union) or 'Minimum' (intersection over
@@ -46,40 +23,16 @@ def nms(dets, thresh, mode='Union'):
     Returns:
         (K,) int64 indices into ``dets`` of the kept boxes, highest score first.
         Boxes are visited in ``dets[:, 4].argsort()[::-1]`` order, so equal
-        scores resolve exactly as in the original implementation.
+        scores resolve exactly as in the original implementation; the overlaps
+        are its float64 arithmetic (``rcnn.cython.greedy_nms``).
     """
     if mode not in ('Union', 'Minimum'):
         raise ValueError("nms mode must be 'Union' or 'Minimum', got %r" % (mode,))
     dets = np.asarray(dets)
     order = dets[:, 4].argsort()[::-1]
-    x1, y1, x2, y2 = (dets[order, k] for k in range(4))
+    x1, y1, x2, y2 = (np.ascontiguousarray(dets[order, k], dtype=np.float64) for k in range(4))
     areas = (x2 - x1 + 1) * (y2 - y1 + 1)
-    n = len(order)
-    suppressed = np.zeros(n, bool)
-    keep = []
-    # Block-wise greedy walk: first resolve the boxes of a block among themselves
-    # (a small block x block overlap matrix), then let the block's kept boxes
-    # suppress all later ones at once. Memory stays O(block * N) and the Python
-    # loop only touches block-sized arrays.
-    for start in range(0, n, _NMS_BLOCK):
-        stop = min(start + _NMS_BLOCK, n)
-        alive = start + np.flatnonzero(~suppressed[start:stop])
-        if not len(alive):
-            continue
-        inner = ~(_overlap(x1, y1, x2, y2, areas, alive, alive, mode) <= thresh)
-        dead = np.zeros(len(alive), bool)
-        kept = []
-        for i in range(len(alive)):
-            if not dead[i]:
-                kept.append(i)
-                dead |= inner[i]
-        kept = alive[kept]
-        keep.extend(kept)
-        later = stop + np.flatnonzero(~suppressed[stop:])
-        if len(later):
-            overlaps = _overlap(x1, y1, x2, y2, areas, kept, later, mode)
-            suppressed[later] = (~(overlaps <= thresh)).any(axis=0)
-    return order[np.asarray(keep, np.int64)]
+    return order[greedy_nms(x1, y1, x2, y2, areas, thresh, mode == 'Minimum')].astype(np.int64)
 
 
 def iou(box, boxes):
