@@ -21,6 +21,7 @@ file and the global. Tensors come back as C-contiguous float32 NumPy arrays.
 import collections
 import io
 import logging
+import math
 import os
 import pickle
 import struct
@@ -40,14 +41,32 @@ class TorchFileError(ValueError):
     """A file that is not a legacy torch float32 state dict, or one that names a refused global."""
 
 
+# The stand-ins are instances without a __dict__ (``__slots__ = ()``): a pickle's BUILD
+# opcode can set no attribute on them, and NEWOBJ cannot instantiate them.
 class _FloatStorage:
-    """Stands for ``torch.FloatStorage`` in persistent ids (an instance: it cannot be instantiated by a pickle)."""
+    """Stands for ``torch.FloatStorage`` in persistent ids."""
+    __slots__ = ()
 
     def __repr__(self):
         return 'torch.FloatStorage'
 
 
+class _RebuildTensor:
+    """Stands for ``torch._utils._rebuild_tensor_v2``: records the view, checks the argument types."""
+    __slots__ = ()
+
+    def __call__(self, storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
+                 metadata=None):
+        if not isinstance(storage, _StorageRef):
+            raise TypeError('tensor storage is %r, not a persistent FloatStorage' % (type(storage).__name__,))
+        if not (isinstance(storage_offset, int) and _is_int_tuple(size) and _is_int_tuple(stride)
+                and len(size) == len(stride)):
+            raise TypeError('tensor offset, size and stride are %r, %r, %r' % (storage_offset, size, stride))
+        return _TensorRef(storage, storage_offset, size, stride)
+
+
 _FLOAT_STORAGE = _FloatStorage()
+_REBUILD_TENSOR = _RebuildTensor()
 
 # A storage named by the pickle: its key and declared element count; the data follows the pickles.
 _StorageRef = collections.namedtuple('_StorageRef', 'key numel')
@@ -59,22 +78,11 @@ def _is_int_tuple(value):
     return isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
 
 
-def _rebuild_tensor(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
-                    metadata=None):
-    """Stand-in for ``torch._utils._rebuild_tensor_v2``: records the view, checks the argument types."""
-    if not isinstance(storage, _StorageRef):
-        raise TypeError('tensor storage is %r, not a persistent FloatStorage' % (type(storage).__name__,))
-    if not (isinstance(storage_offset, int) and _is_int_tuple(size) and _is_int_tuple(stride)
-            and len(size) == len(stride)):
-        raise TypeError('tensor offset, size and stride are %r, %r, %r' % (storage_offset, size, stride))
-    return _TensorRef(storage, storage_offset, size, stride)
-
-
 class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that resolves only the globals of a float32 state dict, to the stand-ins above."""
 
     GLOBALS = {('collections', 'OrderedDict'): collections.OrderedDict,
-               ('torch._utils', '_rebuild_tensor_v2'): _rebuild_tensor,
+               ('torch._utils', '_rebuild_tensor_v2'): _REBUILD_TENSOR,
                ('torch', 'FloatStorage'): _FLOAT_STORAGE}
 
     def __init__(self, stream, name):
@@ -113,7 +121,7 @@ def _load_pickle(stream, name, what):
     except TorchFileError:
         raise
     except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError, IndexError, KeyError,
-            struct.error, MemoryError) as error:
+            struct.error, OverflowError, RecursionError, MemoryError) as error:
         raise TorchFileError('%s: truncated or corrupt torch file (reading the %s: %s: %s)'
                              % (name, what, type(error).__name__, error)) from None
 
@@ -155,6 +163,9 @@ def _tensor(ref, data, name, key):
         if last >= len(values):
             raise TorchFileError('%s: tensor %r reaches element %d of a %d-element storage'
                                  % (name, key, last, len(values)))
+        if math.prod(ref.size) > len(values):   # a broadcast view: no state dict holds one
+            raise TorchFileError('%s: tensor %r of shape %s has more elements than its storage (%d)'
+                                 % (name, key, ref.size, len(values)))
     view = np.lib.stride_tricks.as_strided(values[ref.offset:], shape=ref.size,
                                            strides=[s * _FLOAT_BYTES for s in ref.stride], writeable=False)
     return np.ascontiguousarray(view, dtype=np.float32)

@@ -83,6 +83,17 @@ def test_reader_refuses_other_globals_without_running_them(tmp_path, module, nam
     assert not marker.exists()
 
 
+@pytest.mark.parametrize('state', [b'}X\x01\x00\x00\x00xK\x01s', b'N}X\x0b\x00\x00\x00__defaults__)s\x86'])
+def test_reader_stand_ins_take_no_state(tmp_path, state):
+    """A pickle cannot set attributes on the stand-ins of the allowed globals (BUILD with a
+    dict or a slot state): the file is refused and the next one reads normally."""
+    path = tmp_path / 'build.pt'
+    path.write_bytes(legacy_file(b'\x80\x02ctorch._utils\n_rebuild_tensor_v2\n' + state + b'b.'))
+    with pytest.raises(TorchFileError, match='build.pt: truncated or corrupt'):
+        read_state_dict(path)
+    assert len(read_state_dict(canonical_dir() / 'pnet.pt')) == 13
+
+
 def test_the_crafted_pickle_would_run_its_command(tmp_path):
     """The file of the refusal test is a real attack: the stock unpickler runs the command."""
     marker = tmp_path / 'executed'
