@@ -54,6 +54,12 @@ Matlab original, so the same weights find slightly different boxes:
 - NMS: ``torchvision.ops.batched_nms`` (areas without +1) for the P-Net and
   R-Net stages, ours +1 areas throughout; P-Net keeps probabilities ``>=`` the
   threshold (ours ``>``).
+
+On test01.jpg with ``MTCNN(min_face_size=24, thresholds=[0.6, 0.7, 0.7],
+factor=0.709)`` it finds 10 faces and we find 9; 8 pair at IoU >= 0.5, with a
+mean landmark error of 2.9 % of the face width. Its two unpaired faces are cut
+by the image border; cropping them its way instead of padding alone would pair
+9 of its 10 and all 9 of ours (2.4 %).
 """
 import argparse
 import logging
@@ -67,7 +73,8 @@ from mtcnn.symbol import INPUT_SIZE, get_symbol
 from mtcnn.torchfile import TorchFileError, load_state_dict
 from rcnn.fileio import atomic_path
 
-__all__ = ['NETS', 'WHEEL_DATA', 'read_facenet', 'convert_net', 'convert_facenet', 'output_paths', 'main']
+__all__ = ['NETS', 'WHEEL_DATA', 'read_facenet', 'convert_net', 'convert_facenet', 'output_paths', 'save_params',
+           'main']
 
 logger = logging.getLogger(__name__)
 
