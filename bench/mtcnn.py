@@ -1,6 +1,6 @@
 """Benchmark of MtcnnDetector.detect() on the shared photos.
 
-    python bench/mtcnn.py [--repeat 15] [--shared ../shared]
+    python bench/mtcnn.py [--repeat 15] [--shared ../shared] [--facenet-python PYTHON]
 
 For each of test01.jpg, t4.jpg and t6.jpg it prints the median detect() time
 and the summed bare forward time of the three nets inside it (Predictor calls:
@@ -30,12 +30,27 @@ engine is chosen once per process):
 All six runs must return identical boxes. The first table compares the two
 cascades within each runtime (ratio orig. / ours); the next two compare them as
 their programs run (ours configured, orig. default), and each in its fastest runtime.
+
+The last table is our cascade with the canonical weights (facenet-pytorch's
+``pnet/rnet/onet.pt`` under ``<shared>/assets/models/mtcnn-canonical``,
+converted by ``mtcnn.convert``) on test01, t4, t6 and t1, in a child in the
+configured runtime run after the others. With ``--facenet-python PYTHON``, an
+interpreter that has facenet-pytorch and torch (a scratch virtual environment;
+neither is a dependency of this project), facenet-pytorch's
+``MTCNN(min_face_size=24, thresholds=[0.6, 0.7, 0.7], factor=0.709,
+keep_all=True).detect(rgb, landmarks=True)`` then runs in a child of that
+interpreter on the same pixels, torch on one thread per CPU, and the table adds
+its median time, the ratio facenet / ours and how the faces agree
+(``mtcnn.evaluate.compare``: shares of its faces and of ours paired at IoU 0.5,
+mean landmark error over its face width).
 """
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import cv2
@@ -44,7 +59,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
+from mtcnn.convert import NETS, convert_facenet, output_paths, save_params  # noqa: E402
 from mtcnn.detector import MtcnnDetector  # noqa: E402
+from mtcnn.evaluate import compare  # noqa: E402
 from mtcnn.predictor import Predictor, load_net  # noqa: E402
 from mtcnn.symbol import get_symbol  # noqa: E402
 from rcnn.core.checkpoint import load_param_file  # noqa: E402
@@ -52,7 +69,34 @@ from rcnn.core.executor import ShapeCachedExecutor  # noqa: E402
 from rcnn.runtime import configure_cpu_inference, usable_cpus  # noqa: E402
 
 IMAGES = ('test01', 't4', 't6')
+CANONICAL_IMAGES = ('test01', 't4', 't6', 't1')
 RUNTIMES = ('default', 'configured', 'naive-env')
+
+# Run by --facenet-python: facenet-pytorch's cascade on the RGB images of an .npz.
+FACENET_CHILD = '''
+import importlib.metadata, json, sys, time
+import numpy as np
+import torch
+from facenet_pytorch import MTCNN
+images, repeat, threads = np.load(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(threads)
+mtcnn = MTCNN(min_face_size=24, thresholds=[0.6, 0.7, 0.7], factor=0.709, keep_all=True)
+rows = {}
+for name in images.files:
+    rgb = images[name]
+    boxes, probs, points = mtcnn.detect(rgb, landmarks=True)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        mtcnn.detect(rgb, landmarks=True)
+        times.append(time.perf_counter() - start)
+    found = boxes is not None
+    rows[name] = {'ms': 1e3 * float(np.median(times)),
+                  'boxes': np.column_stack([boxes, probs]).tolist() if found else [],
+                  'landmarks': np.asarray(points).tolist() if found else []}
+print(json.dumps({'version': 'facenet-pytorch %s, torch %s, %d threads' % (
+    importlib.metadata.version('facenet-pytorch'), torch.__version__, torch.get_num_threads()), 'rows': rows}))
+'''
 
 
 class TimedPredictor:
@@ -111,9 +155,28 @@ def build(models, original_style):
     return MtcnnDetector(*timed), timed
 
 
+def build_canonical(shared, workdir):
+    """Our cascade with the canonical weights, converted into ``workdir``."""
+    params = convert_facenet(os.path.join(shared, 'assets', 'models', 'mtcnn-canonical'))
+    paths = output_paths(workdir)
+    for net in NETS:
+        save_params(paths[net], params[net])
+    timed = [TimedPredictor(load_net(net, paths[net])) for net in NETS]
+    return MtcnnDetector(*timed), timed
+
+
+def read_images(shared, names):
+    images = {}
+    for name in names:
+        images[name] = cv2.imread(os.path.join(shared, 'assets', 'images', name + '.jpg'))
+        if images[name] is None:
+            sys.exit('cannot read %s.jpg under %s/assets/images' % (name, shared))
+    return images
+
+
 def measure(detector, timed, img, repeat):
-    """Median seconds of detect() and of the forwards inside it; the boxes."""
-    boxes, _ = detector.detect(img)   # binds executors / warms oneDNN
+    """Median seconds of detect() and of the forwards inside it; the boxes and landmarks."""
+    boxes, landmarks = detector.detect(img)   # binds executors / warms oneDNN
     totals, forwards = [], []
     for _ in range(repeat):
         for t in timed:
@@ -122,7 +185,7 @@ def measure(detector, timed, img, repeat):
         detector.detect(img)
         totals.append(time.perf_counter() - start)
         forwards.append(sum(t.seconds for t in timed))
-    return np.median(totals), np.median(forwards), boxes
+    return np.median(totals), np.median(forwards), boxes, landmarks
 
 
 def runtime_environment(runtime):
@@ -133,10 +196,11 @@ def runtime_environment(runtime):
     return env
 
 
-def run_runtime(runtime, repeat, shared):
-    """Measure both cascades on every image in a child process that uses ``runtime``."""
+def run_runtime(runtime, repeat, shared, canonical=False):
+    """Measure both cascades on every image in a child process that uses ``runtime``
+    (with ``canonical``: our cascade with the canonical weights, configured runtime)."""
     command = [sys.executable, os.path.abspath(__file__), '--runtime', runtime, '--repeat', str(repeat),
-               '--shared', shared]
+               '--shared', shared] + (['--canonical'] if canonical else [])
     result = subprocess.run(command, env=runtime_environment(runtime), capture_output=True, text=True)
     if result.returncode:
         sys.exit('the %s runtime failed:\n%s' % (runtime, result.stderr))
@@ -150,18 +214,47 @@ def measure_here(runtime, repeat, shared):
     models = os.path.join(shared, 'assets', 'models', 'mtcnn-mxnet')
     ours, ours_timed = build(models, original_style=False)
     original, original_timed = build(models, original_style=True)
+    images = read_images(shared, IMAGES)
     rows = {}
     for name in IMAGES:
-        img = cv2.imread(os.path.join(shared, 'assets', 'images', name + '.jpg'))
-        if img is None:
-            sys.exit('cannot read %s.jpg under %s/assets/images' % (name, shared))
-        total, forward, boxes = measure(ours, ours_timed, img, repeat)
-        base_total, base_forward, base_boxes = measure(original, original_timed, img, repeat)
+        total, forward, boxes, _ = measure(ours, ours_timed, images[name], repeat)
+        base_total, base_forward, base_boxes, _ = measure(original, original_timed, images[name], repeat)
         if not np.array_equal(boxes, base_boxes):
             sys.exit('%s: the two cascades disagree in the %s runtime' % (name, runtime))
         rows[name] = {'ours': [total * 1e3, forward * 1e3], 'orig': [base_total * 1e3, base_forward * 1e3],
                       'boxes': boxes.tolist()}
     return rows
+
+
+def measure_canonical(repeat, shared):
+    """Times (ms), boxes and landmarks of our cascade with the canonical weights on each image,
+    in the configured runtime (the current process's)."""
+    configure_cpu_inference()
+    images = read_images(shared, CANONICAL_IMAGES)
+    with tempfile.TemporaryDirectory() as workdir:
+        detector, timed = build_canonical(shared, workdir)
+        rows = {}
+        for name in CANONICAL_IMAGES:
+            total, forward, boxes, landmarks = measure(detector, timed, images[name], repeat)
+            rows[name] = {'ms': [total * 1e3, forward * 1e3], 'boxes': boxes.tolist(),
+                          'landmarks': landmarks.tolist()}
+    return rows
+
+
+def run_facenet(python, repeat, shared):
+    """facenet-pytorch's times (ms), boxes and landmarks, run by the interpreter ``python``."""
+    images = read_images(shared, CANONICAL_IMAGES)
+    with tempfile.TemporaryDirectory() as workdir:
+        rgb = os.path.join(workdir, 'images.npz')
+        np.savez(rgb, **{name: cv2.cvtColor(img, cv2.COLOR_BGR2RGB) for name, img in images.items()})
+        command = [python, '-c', FACENET_CHILD, rgb, str(repeat), str(usable_cpus())]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True)
+        except OSError as error:
+            sys.exit('--facenet-python %s cannot run: %s' % (python, error))
+    if result.returncode:
+        sys.exit('facenet-pytorch failed under --facenet-python %s:\n%s' % (python, result.stderr))
+    return json.loads(result.stdout.splitlines()[-1])
 
 
 def print_comparison(title, ours, original):
@@ -180,7 +273,16 @@ def main():
         'RETINAFACE_SHARED', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared')))
     parser.add_argument('--runtime', choices=RUNTIMES,
                         help='measure in this process with this runtime only and print JSON (the children)')
+    parser.add_argument('--canonical', action='store_true',
+                        help='measure our cascade with the canonical weights only and print JSON (a child)')
+    parser.add_argument('--facenet-python', metavar='PYTHON',
+                        help='an interpreter with facenet-pytorch and torch: time facenet-pytorch beside ours')
     args = parser.parse_args()
+    if args.facenet_python and not shutil.which(args.facenet_python):
+        parser.error('argument --facenet-python: %s is not an executable' % args.facenet_python)
+    if args.canonical:
+        print(json.dumps(measure_canonical(args.repeat, args.shared)))
+        return
     if args.runtime:
         print(json.dumps(measure_here(args.runtime, args.repeat, args.shared)))
         return
@@ -201,6 +303,31 @@ def main():
                      {n: (results['default'][n]['orig'][0], 'default') for n in IMAGES})
     best = {side: {n: min((results[r][n][side][0], r) for r in RUNTIMES) for n in IMAGES} for side in ('ours', 'orig')}
     print_comparison('each in its fastest runtime', best['ours'], best['orig'])
+    canonical = run_runtime('configured', args.repeat, args.shared, canonical=True)
+    facenet = run_facenet(args.facenet_python, args.repeat, args.shared) if args.facenet_python else None
+    print_canonical(canonical, facenet)
+
+
+def print_canonical(ours, facenet):
+    """One row per image: our cascade with the canonical weights [and facenet-pytorch beside it]."""
+    print('\ncanonical weights (converted from facenet-pytorch), ours in the configured runtime'
+          + ('; facenet: %s' % facenet['version'] if facenet else ''))
+    header = '%-8s %6s %9s %9s' % ('image', 'faces', 'detect', 'forward')
+    if facenet:
+        header += ' %14s %15s %7s %15s %13s %10s' % ('facenet faces', 'facenet detect', 'ratio', 'facenet matched',
+                                                     'ours matched', 'landmarks')
+    print(header)
+    for name in CANONICAL_IMAGES:
+        row = ours[name]
+        line = '%-8s %6d %9.1f %9.1f' % (name, len(row['boxes']), *row['ms'])
+        if facenet:
+            theirs = facenet['rows'][name]
+            agreement = compare(np.array(theirs['boxes']).reshape(-1, 5), np.array(theirs['landmarks']),
+                                np.array(row['boxes']).reshape(-1, 5), np.array(row['landmarks']))
+            line += ' %14d %15.1f %6.2fx %15.2f %13.2f %9.1f%%' % (
+                len(theirs['boxes']), theirs['ms'], theirs['ms'] / row['ms'][0], agreement.reference_matched,
+                agreement.detections_matched, 100 * agreement.landmark_error)
+        print(line)
 
 
 if __name__ == '__main__':

@@ -3,9 +3,11 @@
     python -m mtcnn.demo --image photo.jpg --out result.jpg \\
         --pnet model/pnet-0016.params --rnet model/rnet-0016.params --onet model/onet-0016.params
 
-Boxes are drawn with their score and, when the O-Net has the landmark branch,
-the five landmarks (``rcnn.draw``); one line per face is printed: x1 y1 x2 y2 score.
-The image is read upright (``rcnn.io.image.read_image``); ``--out`` may not be the image.
+Boxes are drawn with their score and, when the O-Net has the landmark branch (the
+canonical weights converted by ``mtcnn.convert``, or a cascade trained
+``--with-landmark``), the five landmarks (``rcnn.draw``); one line per face is
+printed: x1 y1 x2 y2 score. The image is read upright (``rcnn.io.image.read_image``);
+``--out`` may not be the image.
 """
 import argparse
 import os

@@ -22,7 +22,7 @@ from mtcnn.samples import load_annotations
 from rcnn import cli
 from rcnn.io.image import read_image
 
-__all__ = ['Counts', 'match', 'evaluate', 'main']
+__all__ = ['Counts', 'match', 'Agreement', 'pair_boxes', 'compare', 'evaluate', 'main']
 
 
 @dataclasses.dataclass
@@ -64,6 +64,57 @@ def match(dets, boxes, ignore=None, thresh=0.5):
             else:
                 true_positives += 1
     return Counts(int((~ignore).sum()), len(dets) - ignored_dets, true_positives)
+
+
+@dataclasses.dataclass
+class Agreement:
+    """How the faces of two detectors on one image agree (see :func:`compare`)."""
+    reference: int          # faces found by the reference detector
+    detections: int         # faces found by the other
+    matched: int            # one-to-one pairs at IoU >= the threshold
+    landmark_error: float   # mean over pairs of the mean point distance / reference width (nan: none)
+
+    @property
+    def reference_matched(self):
+        return self.matched / max(self.reference, 1)
+
+    @property
+    def detections_matched(self):
+        return self.matched / max(self.detections, 1)
+
+
+def pair_boxes(boxes_a, boxes_b, thresh=0.5):
+    """One-to-one pairs (i, j) of boxes_a (N, 4+) and boxes_b (M, 4+) at IoU >= thresh.
+
+    Greedy by descending IoU (+1 areas): the most overlapping pair first, each
+    box in at most one pair.
+    """
+    if not len(boxes_a) or not len(boxes_b):
+        return []
+    overlaps = np.array([iou(box, boxes_b) for box in boxes_a])
+    used_a, used_b, pairs = set(), set(), []
+    for flat in np.argsort(-overlaps, axis=None, kind='stable'):
+        i, j = (int(k) for k in np.unravel_index(flat, overlaps.shape))
+        if overlaps[i, j] < thresh:
+            break
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            pairs.append((i, j))
+    return pairs
+
+
+def compare(reference, reference_landmarks, dets, landmarks, thresh=0.5):
+    """Agreement of ``dets`` (M, 5+) and ``landmarks`` (M, 5, 2) with a reference detector's
+    ``reference`` (N, 4+) and ``reference_landmarks`` (N, 5, 2) on the same image, pixels.
+
+    Faces pair one to one at IoU >= thresh (:func:`pair_boxes`); a pair's landmark error
+    is the mean distance of its five points over the reference box's width x2 - x1.
+    """
+    pairs = pair_boxes(reference, dets, thresh)
+    errors = [np.linalg.norm(np.asarray(landmarks[j]) - np.asarray(reference_landmarks[i]), axis=1).mean()
+              / (reference[i][2] - reference[i][0]) for i, j in pairs]
+    return Agreement(len(reference), len(dets), len(pairs), float(np.mean(errors)) if errors else float('nan'))
 
 
 def evaluate(detector, annotations, min_gt=0, thresh=0.5):

@@ -3,6 +3,7 @@
 They are run by hand (their figures go in the README), so nothing else would notice
 a benchmark broken by a refactoring until someone needs its numbers.
 """
+import os
 import subprocess
 import sys
 
@@ -25,18 +26,60 @@ def test_benchmark_help(script):
     assert result.stdout.startswith('usage: '), result.stdout
 
 
-def test_mtcnn_benchmark_prints_its_table():
+FAKE_FACENET = {
+    'facenet_pytorch/__init__.py': """
+import numpy as np
+
+
+class MTCNN:
+    def __init__(self, **settings):
+        assert settings == dict(min_face_size=24, thresholds=[0.6, 0.7, 0.7], factor=0.709, keep_all=True)
+
+    def detect(self, rgb, landmarks=False):
+        assert rgb.dtype == np.uint8 and rgb.shape[2] == 3 and landmarks
+        return np.array([[0.0, 0.0, 40.0, 40.0]]), np.array([0.99]), np.full((1, 5, 2), 20.0)
+""",
+    'facenet_pytorch-2.6.0.dist-info/METADATA': 'Metadata-Version: 2.1\nName: facenet-pytorch\nVersion: 2.6.0\n',
+    'torch/__init__.py': """
+__version__ = 'stand-in'
+_threads = [1]
+
+
+def set_num_threads(n):
+    _threads[0] = n
+
+
+def get_num_threads():
+    return _threads[0]
+""",
+}
+
+
+def test_mtcnn_benchmark_prints_its_table(tmp_path):
+    """The tables of both cascades in three runtimes, then the canonical weights beside
+    facenet-pytorch, here a stand-in package run by --facenet-python (one fixed face)."""
     shared = require_shared('assets/models/mtcnn-mxnet/pnet-0016.params').parents[3]
-    result = subprocess.run([sys.executable, 'bench/mtcnn.py', '--repeat', '1', '--shared', str(shared)],
-                            cwd=REPO, capture_output=True, text=True)
+    require_shared('assets/models/mtcnn-canonical/onet.pt')
+    for name, text in FAKE_FACENET.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    result = subprocess.run([sys.executable, 'bench/mtcnn.py', '--repeat', '1', '--shared', str(shared),
+                             '--facenet-python', sys.executable], cwd=REPO, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     images = ('test01', 't4', 't6')
-    rows = [row for row in map(str.split, result.stdout.splitlines()) if row and row[0] in images]
+    rows = [row for row in map(str.split, result.stdout.splitlines()) if row and row[0] in images + ('t1',)]
     # one row per image and runtime, then the two comparisons (ratios) of each image
     assert [(row[0], row[2]) for row in rows[:9]] == [(image, runtime) for image in images
                                                       for runtime in ('default', 'configured', 'naive-env')]
-    assert [row[0] for row in rows[9:]] == list(images) * 2, result.stdout
-    assert all(row[-1].endswith('x') for row in rows), result.stdout
+    assert [row[0] for row in rows[9:15]] == list(images) * 2, result.stdout
+    assert all(row[-1].endswith('x') for row in rows[:15]), result.stdout
+    # the canonical weights: ours (faces, detect, forward), facenet's faces, time, ratio, agreement
+    assert 'facenet: facenet-pytorch 2.6.0, torch stand-in, %d threads' % len(os.sched_getaffinity(0)) in result.stdout
+    canonical = rows[15:]
+    assert [row[0] for row in canonical] == ['test01', 't4', 't6', 't1'], result.stdout
+    assert canonical[0][1] == '9'
+    assert all(len(row) == 10 and row[4] == '1' and row[6].endswith('x') for row in canonical), result.stdout
 
 
 def test_onnx_benchmark_prints_its_table():

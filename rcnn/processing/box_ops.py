@@ -7,15 +7,16 @@ Boxes are (N, 4+) ``x1, y1, x2, y2`` in pixels; extra columns (a score) are igno
   width is ``x2 - x1 + 1`` and its centre ``x1 + 0.5 * (width - 1)``;
 * False: continuous coordinates, width ``x2 - x1``.
 
-The Cython kernels are the fast paths of the +1 IoU (``rcnn.cython.bbox``) and of
-union NMS in float32 (``rcnn.cython.cpu_nms``); ``nms`` here serves the MTCNN
-cascade (float64, 'Union' and 'Minimum').
+The Cython kernels are the fast paths: of the +1 IoU (``rcnn.cython.bbox``), of
+union NMS in float32 for RetinaFace (``rcnn.cython.cpu_nms``), and of the greedy
+loop of ``nms`` here (``rcnn.cython.greedy_nms``: float64, 'Union' and
+'Minimum', for the MTCNN cascade).
 """
 import numpy as np
 
-__all__ = ['widths_centres', 'areas', 'pairwise_overlap', 'nms']
+from rcnn.cython.greedy_nms import greedy_nms
 
-_NMS_BLOCK = 128
+__all__ = ['widths_centres', 'areas', 'pairwise_overlap', 'nms']
 
 
 def widths_centres(boxes, plus_one=True):
@@ -95,31 +96,7 @@ def nms(dets, thresh, mode='Union', plus_one=True):
     _check_mode(mode)
     dets = np.asarray(dets)
     order = dets[:, 4].argsort()[::-1]
-    x1, y1, x2, y2 = (dets[order, k].astype(np.float64) for k in range(4))
+    x1, y1, x2, y2 = (np.ascontiguousarray(dets[order, k], dtype=np.float64) for k in range(4))
     box_areas = areas(np.stack([x1, y1, x2, y2], axis=1), plus_one)
-    n = len(order)
-    suppressed = np.zeros(n, bool)
-    keep = []
-    # Block-wise greedy walk: first resolve the boxes of a block among themselves
-    # (a small block x block overlap matrix), then let the block's kept boxes
-    # suppress all later ones at once. Memory stays O(block * N) and the Python
-    # loop only touches block-sized arrays.
-    for start in range(0, n, _NMS_BLOCK):
-        stop = min(start + _NMS_BLOCK, n)
-        alive = start + np.flatnonzero(~suppressed[start:stop])
-        if not len(alive):
-            continue
-        inner = _overlap(x1, y1, x2, y2, box_areas, alive, alive, mode, plus_one) > thresh
-        dead = np.zeros(len(alive), bool)
-        kept = []
-        for i in range(len(alive)):
-            if not dead[i]:
-                kept.append(i)
-                dead |= inner[i]
-        kept = alive[kept]
-        keep.extend(kept)
-        later = stop + np.flatnonzero(~suppressed[stop:])
-        if len(later):
-            overlaps = _overlap(x1, y1, x2, y2, box_areas, kept, later, mode, plus_one)
-            suppressed[later] = (overlaps > thresh).any(axis=0)
-    return order[np.asarray(keep, np.int64)]
+    keep = greedy_nms(x1, y1, x2, y2, box_areas, thresh, mode == 'Minimum', plus_one)
+    return order[keep].astype(np.int64)
