@@ -22,11 +22,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from rcnn import cli
 from rcnn.draw import draw_detections
 from rcnn.fileio import atomic_open, atomic_path
-from rcnn.io.image import MAX_MEGAPIXELS, image_size, read_image
-from retinaface import RetinaFace, check_scales
+from rcnn import cli, runtime
+from rcnn.io.image import MAX_MEGAPIXELS, check_scales, image_size, read_image
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 
@@ -72,6 +71,7 @@ def parse_args(argv=None):
 
 def load_detector(args):
     """The RetinaFace of ``--prefix``/``--epoch`` (MXNet) or of ``--onnx`` (onnxruntime)."""
+    from retinaface import RetinaFace  # MXNet loads here, after prepare_openmp
     if args.onnx is not None:
         with cli.model_load_errors(args.onnx):
             return RetinaFace.from_onnx(args.onnx, max_megapixels=args.max_megapixels)
@@ -140,6 +140,7 @@ def faces_json(det, landmarks):
 
 
 def main(argv=None):
+    runtime.prepare_openmp()  # before MXNet loads
     cli.setup_logging()
     args, images = parse_args(argv)
     detector = load_detector(args)

@@ -11,11 +11,8 @@ share everything but the network's forward (``RetinaFace.net``).
 Boxes are x1, y1, x2, y2 in pixels of the input image (+1 convention), landmarks
 are 5 (x, y) points: left eye, right eye, nose, left and right mouth corners.
 """
-import json
 import logging
-import math
 import numbers
-import os
 
 import cv2
 import mxnet as mx
@@ -24,16 +21,15 @@ import numpy as np
 from rcnn import runtime
 from rcnn.contract import (DEFAULT_ANCHORS, LANDMARK_FLIP_ORDER, LANDMARK_POINTS, anchor_settings,
                            anchors_from_json, recorded_anchors, same_anchors)
-from rcnn.core.checkpoint import load_param_file
+from rcnn.core.checkpoint import load_checkpoint
 from rcnn.core.executor import ShapeCachedExecutor
-from rcnn.io.image import MAX_MEGAPIXELS, check_image, check_megapixels
+from rcnn.io.image import MAX_MEGAPIXELS, check_image, check_megapixels, check_scales
 from rcnn.processing.bbox_transform import clip_boxes, landmark_pred, nonlinear_pred
 from rcnn.processing.box_ops import pairwise_overlap
 from rcnn.processing.generate_anchor import anchors_plane, generate_anchors_fpn
 from rcnn.processing.nms import cpu_nms_wrapper
 
-__all__ = ['RetinaFace', 'MAX_MEGAPIXELS', 'anchor_settings', 'bbox_vote', 'check_scales', 'input_shape',
-           'load_checkpoint', 'load_symbol']
+__all__ = ['RetinaFace', 'bbox_vote']
 
 logger = logging.getLogger(__name__)
 
@@ -59,44 +55,6 @@ def detector_anchors(network, recorded, source):
         raise ValueError('%s records anchors %s, but network=%r has %s; pass network=None to use the recorded ones'
                          % (source, recorded[1], network, named[1]))
     return named
-
-
-def load_symbol(path):
-    """The MXNet symbol of a ``-symbol.json`` file.
-
-    Raises:
-        ValueError naming the file when it is not an MXNet symbol (truncated, corrupt, other JSON).
-    """
-    with open(path, 'rb') as f:
-        data = f.read()
-    try:
-        # Python's parser first: MXNet's reports a truncated file as a C++ error or a UnicodeDecodeError.
-        graph = json.loads(data.decode('utf-8'))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError('%s: not a valid MXNet symbol file (truncated or corrupt?): %s' % (path, err)) from None
-    if not isinstance(graph, dict) or 'nodes' not in graph or 'heads' not in graph:
-        raise ValueError('%s: not an MXNet symbol file (JSON without "nodes" and "heads")' % path)
-    try:
-        return mx.sym.load_json(data.decode('utf-8'))
-    except mx.base.MXNetError as err:
-        raise ValueError('%s: not a valid MXNet symbol file: %s' % (path, str(err).strip().splitlines()[-1])) \
-            from None
-
-
-def load_checkpoint(prefix, epoch):
-    """(symbol, arg_params, aux_params) of ``prefix-symbol.json`` and ``prefix-%04d.params``.
-
-    Raises:
-        FileNotFoundError naming the missing file; ValueError naming a corrupt one.
-    """
-    symbol_file = '%s-symbol.json' % prefix
-    params_file = '%s-%04d.params' % (prefix, epoch)
-    for path in (symbol_file, params_file):
-        if not os.path.isfile(path):
-            raise FileNotFoundError('RetinaFace model file %s does not exist' % path)
-    symbol = load_symbol(symbol_file)
-    arg_params, aux_params = load_param_file(params_file)
-    return symbol, arg_params, aux_params
 
 
 def _probability(value, name):
@@ -132,42 +90,6 @@ def bbox_vote(det, threshold):
     if not kept:
         return np.zeros((0, 5))
     return np.vstack(kept)[:_MAX_VOTE_DETECTIONS]
-
-
-def input_shape(height, width, scale, nocrop=False):
-    """(H, W) of the network input for an image of ``height`` x ``width`` pixels at ``scale``
-    (cv2.resize rounds to the nearest pixel; ``nocrop`` pads to multiples of 32)."""
-    if scale != 1.0:
-        height, width = int(round(height * scale)), int(round(width * scale))
-    if nocrop:
-        height, width = -(-height // 32) * 32, -(-width // 32) * 32
-    return height, width
-
-
-def check_scales(height, width, scales, max_megapixels=MAX_MEGAPIXELS, nocrop=False):
-    """``scales`` as a list of floats, checked for an image of ``height`` x ``width`` pixels.
-
-    Raises:
-        ValueError: ``scales`` is not a non-empty list of finite numbers > 0, or a scale
-            gives an empty network input or one above ``max_megapixels`` (``input_shape``).
-    """
-    try:
-        scales = list(scales)
-    except TypeError:
-        scales = None
-    if not scales or not all(isinstance(s, numbers.Real) and not isinstance(s, bool) and math.isfinite(s) and s > 0
-                             for s in scales):
-        raise ValueError('scales must be a non-empty list of finite numbers > 0, got %r' % (scales,))
-    for scale in scales:
-        out_height, out_width = input_shape(height, width, scale, nocrop)
-        if min(out_height, out_width) < 1:
-            raise ValueError('scale %g turns the %dx%d image into an empty network input' % (scale, width, height))
-        if out_height * out_width > max_megapixels * 1e6:
-            raise ValueError('scale %g turns the %dx%d image into a %dx%d network input (%.1f megapixels), above '
-                             'the limit of %g megapixels (RetinaFace max_megapixels, detect.py --max-megapixels)'
-                             % (scale, width, height, out_width, out_height, out_height * out_width / 1e6,
-                                max_megapixels))
-    return [float(s) for s in scales]
 
 
 class RetinaFace:

@@ -24,12 +24,11 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from rcnn import cli
+from rcnn import cli, runtime
 from rcnn.dataset.label_file import read_label_file
 from rcnn.evaluation import widerface
 from rcnn.fileio import atomic_open
 from rcnn.io.image import read_image
-from retinaface import RetinaFace
 
 logger = logging.getLogger('test_widerface')
 
@@ -77,7 +76,7 @@ def parse_args(argv=None):
     cli.check_writable_dir(parser, args.output, '--output')
     if args.gt is not None:
         cli.check_existing_dir(parser, args.gt, '--gt')
-    args.gpu = cli.choose_device(parser, args.gpu)
+    args.gpu = cli.choose_device(parser, args.gpu, parts=args.parts)
     return args
 
 
@@ -190,6 +189,7 @@ def detect_split(args):
                 len(mine), args.part, args.parts, len(todo))
 
     if todo:
+        from retinaface import RetinaFace  # MXNet loads here, after prepare_openmp
         _, vote = MODES[args.mode]
         with cli.model_load_errors('%s-symbol.json' % args.prefix, '%s-%04d.params' % (args.prefix, args.epoch)):
             detector = RetinaFace(args.prefix, args.epoch, ctx_id=args.gpu, network=args.network,
@@ -215,6 +215,7 @@ def detect_split(args):
 
 
 def main(argv=None):
+    runtime.prepare_openmp()  # before MXNet loads
     cli.setup_logging()
     args = parse_args(argv)
     logger.info('Called with argument: %s', args)

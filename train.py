@@ -15,7 +15,6 @@ model file is unusable; 2 for a bad argument, reported before any work.
 """
 import argparse
 import logging
-import math
 import os
 import signal
 import sys
@@ -25,7 +24,8 @@ import warnings
 import mxnet as mx
 import numpy as np
 
-from rcnn.cli import check_writable_dir, int_list, positive_float, setup_logging
+from rcnn.cli import (check_writable_dir, increasing_epochs, int_at_least, int_list, non_negative_float,
+                      positive_float, setup_logging)
 from rcnn.config import DEFAULT_DATASET, DEFAULT_NETWORK, get_config
 from rcnn.contract import ANCHOR_PRESETS
 from rcnn.core.checkpoint import (CheckpointError, load_optimizer_states, load_params, params_digest, params_path,
@@ -35,6 +35,7 @@ from rcnn.core.loader import CropLoader
 from rcnn.core.metric import Speedometer, format_value, get_train_metrics, name_values
 from rcnn.core.schedule import MultiFactorStepScheduler, lr_schedule
 from rcnn.dataset.retinaface import retinaface
+from rcnn import runtime
 from rcnn.runtime import DeviceError, choose_gpus
 from rcnn.symbol import NETWORKS, get_fixed_params, get_symbol_test, get_symbol_train
 
@@ -44,38 +45,6 @@ DATASETS = {'retinaface': retinaface}
 KVSTORES = ('local', 'device', 'nccl', 'dist_sync', 'dist_device_sync', 'dist_async')
 # What a parameter-server job needs (README, "Several machines"; tools/launch.py sets them).
 DIST_ENVIRONMENT = ('DMLC_PS_ROOT_URI', 'DMLC_PS_ROOT_PORT', 'DMLC_NUM_SERVER', 'DMLC_NUM_WORKER')
-
-
-def _integer(minimum):
-    """Type of an integer >= ``minimum``."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError('expected an integer, got %r' % text) from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError('must be >= %d, got %d' % (minimum, value))
-        return value
-    return parse
-
-
-def _non_negative_float(text):
-    """A finite number >= 0 (weight decay)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('not a number: %r' % text) from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError('must be a finite number >= 0, got %r' % text)
-    return value
-
-
-def _lr_steps(text):
-    """Comma-separated increasing epochs >= 1, e.g. '55,68,80' (kept as text for lr_schedule)."""
-    epochs = int_list(text)
-    if any(e < 1 for e in epochs) or any(b <= a for a, b in zip(epochs, epochs[1:])):
-        raise argparse.ArgumentTypeError('expected increasing epochs >= 1, e.g. 55,68,80; got %r' % text)
-    return text
 
 
 def parse_args(argv=None):
@@ -94,7 +63,7 @@ def parse_args(argv=None):
     parser.add_argument('--image_set', default=default.image_set, help='split to train on')
     parser.add_argument('--root_path', default=default.root_path, help='output data folder')
     parser.add_argument('--dataset_path', default=default.dataset_path, help='dataset folder')
-    parser.add_argument('--frequent', type=_integer(1), default=default.frequent, help='log every N batches')
+    parser.add_argument('--frequent', type=int_at_least(1), default=default.frequent, help='log every N batches')
     parser.add_argument('--kvstore', default=default.kvstore, choices=KVSTORES,
                         help='how gradients are aggregated: in this process (local, device, nccl) or over a '
                              'parameter-server job (dist_*; see tools/launch.py)')
@@ -102,26 +71,26 @@ def parse_args(argv=None):
     parser.add_argument('--no_shuffle', action='store_true', help='keep the roidb order')
     parser.add_argument('--pretrained', default=default.pretrained,
                         help='prefix of a model to initialise from (empty: from scratch)')
-    parser.add_argument('--pretrained_epoch', type=_integer(0), default=default.pretrained_epoch)
+    parser.add_argument('--pretrained_epoch', type=int_at_least(0), default=default.pretrained_epoch)
     parser.add_argument('--prefix', default=default.prefix, help='checkpoint prefix')
-    parser.add_argument('--begin_epoch', type=_integer(0), default=0, help='resume from PREFIX-BEGIN_EPOCH')
-    parser.add_argument('--end_epoch', type=_integer(1), default=default.end_epoch)
+    parser.add_argument('--begin_epoch', type=int_at_least(0), default=0, help='resume from PREFIX-BEGIN_EPOCH')
+    parser.add_argument('--end_epoch', type=int_at_least(1), default=default.end_epoch)
     parser.add_argument('--lr', type=positive_float, default=default.lr)
-    parser.add_argument('--lr_step', type=_lr_steps, default=default.lr_step,
+    parser.add_argument('--lr_step', type=increasing_epochs, default=default.lr_step,
                         help='increasing epochs where the rate steps down')
-    parser.add_argument('--wd', type=_non_negative_float, default=default.wd)
+    parser.add_argument('--wd', type=non_negative_float, default=default.wd)
     parser.add_argument('--gpus', type=int_list, default=None,
                         help='GPU ids, e.g. 0,1 (default: every GPU MXNet sees, else the CPU)')
-    parser.add_argument('--cpus', type=_integer(1), default=1, help='number of CPU contexts when no GPU is used')
-    parser.add_argument('--batch_images', type=_integer(1), default=config.TRAIN.BATCH_IMAGES,
+    parser.add_argument('--cpus', type=int_at_least(1), default=1, help='number of CPU contexts when no GPU is used')
+    parser.add_argument('--batch_images', type=int_at_least(1), default=config.TRAIN.BATCH_IMAGES,
                         help='images per device and batch')
     parser.add_argument('--seed', type=int, default=0, help='seed of the crops, shuffling and initialisation')
-    parser.add_argument('--max_iters', type=_integer(0), default=None,
+    parser.add_argument('--max_iters', type=int_at_least(0), default=None,
                         help='stop after this many batches and save a checkpoint (0: save at once)')
     parser.add_argument('--fix_from_scratch', action='store_true',
                         help='keep the LAYER_FIX convolutions (mnet: conv0, conv1) at their random '
                              'initialisation when training from scratch too')
-    parser.add_argument('--workers', type=_integer(0), default=min(4, os.cpu_count() or 1),
+    parser.add_argument('--workers', type=int_at_least(0), default=min(4, os.cpu_count() or 1),
                         help='data-loading processes (0: load in the training process)')
     parser.add_argument('--anchors', default=None, choices=sorted(ANCHOR_PRESETS),
                         help="anchor layout of rcnn.contract (default: the network preset's, net3); "
@@ -174,7 +143,7 @@ def load_roidb(args, cfg):
             fresh = os.path.normpath(fresh) + '-synthetic'
         raise SystemExit(
             'no training labels at %s.\n'
-            'Use real WIDER FACE with the RetinaFace annotations (README, "Preparing WIDER FACE"), or make '
+            'Use real WIDER FACE with the RetinaFace annotations (README, "Train on WIDER FACE"), or make '
             'synthetic data in a new folder and train on it:\n  python -m rcnn.dataset.synthetic --output %s\n'
             '  python train.py ... --dataset_path %s' % (path, fresh, fresh))
     imdb = DATASETS[args.dataset](args.image_set, args.root_path, args.dataset_path, cfg)
@@ -288,11 +257,18 @@ class _Interrupt:
         return False
 
 
-def train(args):
+def train(args, load=None):
     """Run the training ``args`` (from :func:`parse_args`) describe; returns the exit status:
-    0 when done, 130 / 143 when interrupted by SIGINT / SIGTERM after its checkpoint."""
+    0 when done, 130 / 143 when interrupted by SIGINT / SIGTERM after its checkpoint.
+
+    On CPU contexts the process runtime is chosen first (``rcnn.runtime.configure_cpu_training``;
+    ``load``, a ``rcnn.runtime.CpuLoad``, measures what other processes leave of the CPUs).
+    """
     cfg, _ = get_config(args.network, args.dataset, anchors=args.anchors)
     ctx = get_context(args)
+    if not args.gpus:
+        runtime.configure_cpu_training(load or runtime.CpuLoad(),
+                                       single_context=len(ctx) == 1 and 'dist' not in args.kvstore)
     kv = mx.kv.create(args.kvstore)
     distributed = 'dist' in kv.type
     num_parts, part_index = (kv.num_workers, kv.rank) if distributed else (1, 0)
@@ -403,11 +379,12 @@ def _fit(args, cfg, ctx, kv, sym, loader, distributed, is_chief):
 
 def main(argv=None):
     """Exit status: see the module docstring."""
+    load = runtime.CpuLoad()
     setup_logging()
     args = parse_args(argv)
     logger.info('called with %s', vars(args))
     try:
-        return train(args)
+        return train(args, load)
     except (CheckpointError, NonFiniteError) as error:
         raise SystemExit('train.py: error: %s' % error) from None
 

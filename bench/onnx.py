@@ -90,8 +90,8 @@ def forwards(name, shared, models):
     if name == 'mxnet':
         runtime.configure_cpu_inference()
         from mtcnn.predictor import load_net
-        from rcnn.deploy.onnx_export import load_retinaface
-        mnet = load_retinaface(os.path.join(shared, MNET), 0)
+        from rcnn.core.checkpoint import load_checkpoint
+        mnet = load_checkpoint(os.path.join(shared, MNET), 0)
         nets = {net: load_net(net, os.path.join(shared, MTCNN % net)) for net in ('pnet', 'rnet', 'onet')}
         return {label: mnet_forward(mnet, case_input(shared, model, image, feed).shape) if model == 'mnet'
                 else nets[model] for label, model, image, feed in CASES}

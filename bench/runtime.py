@@ -71,7 +71,8 @@ class Workload:
         self.root = pathlib.Path(root)
         self.shared = pathlib.Path(shared)
         self.mnet = self.shared / 'assets/models/retinaface-mnet025/mnet.25'
-        self.mtcnn = [str(self.shared / 'assets/models/mtcnn-mxnet/%s-0016.params' % n) for n in ('pnet', 'rnet', 'onet')]
+        self.mtcnn = [str(self.shared / ('assets/models/mtcnn-mxnet/%s-0016.params' % n))
+                      for n in ('pnet', 'rnet', 'onet')]
         self.photos = self.shared / 'assets/images'
         self.data = self.root / 'data'
         generate_widerface(str(self.data), num_train=40, num_val=20, num_test=0, seed=0)

@@ -15,7 +15,7 @@ import os
 import cv2
 
 from mtcnn.cli import add_detector_arguments, build_detector, check_detector_arguments
-from rcnn import cli
+from rcnn import cli, runtime
 from rcnn.draw import draw_detections
 from rcnn.fileio import atomic_path
 from rcnn.io.image import read_image
@@ -24,6 +24,7 @@ __all__ = ['main']
 
 
 def main(argv=None):
+    load = runtime.prepare_openmp()  # before MXNet loads
     cli.setup_logging()
     parser = argparse.ArgumentParser(description='MTCNN face detection demo',
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -35,7 +36,7 @@ def main(argv=None):
     cli.check_output_file(parser, args.out, '--out')
     if os.path.exists(args.out) and os.path.samefile(args.out, args.image):
         parser.error('--out %s would replace the input image %s' % (args.out, args.image))
-    ctx = check_detector_arguments(parser, args, ('pnet', 'rnet', 'onet'))
+    ctx = check_detector_arguments(parser, args, ('pnet', 'rnet', 'onet'), load)
     detector = build_detector(args, ctx)
     with cli.input_errors():
         img = read_image(args.image)

@@ -1,4 +1,4 @@
-"""The MTCNN cascade at test time (SPEC section 8).
+"""The MTCNN cascade at test time (Zhang et al.).
 
 Images are BGR uint8 (H, W, 3) as read by ``rcnn.io.image.read_image``. Every stage returns
 float64 boxes (N, 5) ``x1, y1, x2, y2, score`` in pixels of the input image with
@@ -181,7 +181,7 @@ class MtcnnDetector:
         final = nms(boxes, 0.7, 'Minimum')
         if len(outputs) < 3:
             return boxes[final], None
-        # Landmarks are relative to the square crop the net saw (seed 001).
+        # Landmarks are relative to the square crop the net saw.
         squared = squared[final]
         side = (squared[:, 2] - squared[:, 0] + 1)[:, None]
         points = outputs[2][keep][final].reshape(-1, 5, 2).astype(np.float64)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from mtcnn.boxes import iou
 from mtcnn.cli import add_detector_arguments, build_detector, check_detector_arguments
 from mtcnn.samples import load_annotations
-from rcnn import cli
+from rcnn import cli, runtime
 from rcnn.io.image import read_image
 
 __all__ = ['Counts', 'match', 'Agreement', 'pair_boxes', 'compare', 'evaluate', 'main']
@@ -128,6 +128,7 @@ def evaluate(detector, annotations, min_gt=0, thresh=0.5):
 
 
 def main(argv=None):
+    load = runtime.prepare_openmp()  # before MXNet loads
     cli.setup_logging()
     parser = argparse.ArgumentParser(description='Recall / precision of the MTCNN cascade at IoU 0.5',
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -141,7 +142,7 @@ def main(argv=None):
         cli.check_existing_dir(parser, args.images, '--images')
     if not math.isfinite(args.min_gt) or args.min_gt < 0:
         parser.error('--min-gt must be a finite number >= 0, got %r' % args.min_gt)
-    ctx = check_detector_arguments(parser, args, ('pnet', 'rnet', 'onet'))
+    ctx = check_detector_arguments(parser, args, ('pnet', 'rnet', 'onet'), load)
     with cli.input_errors():
         annotations = load_annotations(args.label, args.images)
     cli.check_listed_images([ann.path for ann in annotations], args.label)

@@ -4,34 +4,35 @@
     python -m mtcnn.prepare --net rnet ... --pnet model/pnet-0016.params
     python -m mtcnn.prepare --net onet ... --pnet model/pnet-0016.params --rnet model/rnet-0016.params
 
-P-Net samples are random crops (seed 000); R-Net and O-Net samples are the hard
-examples left by the trained earlier stages (seed 001), run with the default
+P-Net samples are random crops; R-Net and O-Net samples are the hard
+examples left by the trained earlier stages, run with the default
 detection settings. Landmark faces are added for every net unless
 ``--no-landmark``. Prints the merged list ``<output>/train_<size>.txt``.
 """
 import argparse
 
-import mxnet as mx
 import numpy as np
 
 from mtcnn.cli import add_detector_arguments, check_detector_arguments
-from mtcnn.detector import MtcnnDetector
-from mtcnn.predictor import load_net
 from mtcnn.samples import generate, load_annotations
-from mtcnn.symbol import INPUT_SIZE
-from rcnn import cli
+from rcnn import cli, runtime
 
 __all__ = ['prepare', 'main']
 
 
 def prepare(net, label, output, pnet=None, rnet=None, image_root=None, min_face=40,
-            min_face_size=24, threshold=(0.6, 0.7, 0.7), with_landmark=True, seed=0, ctx=mx.cpu()):
+            min_face_size=24, threshold=(0.6, 0.7, 0.7), with_landmark=True, seed=0, ctx=None):
     """Samples of ``net`` ('pnet', 'rnet', 'onet'); returns (merged list, counts).
 
     ``pnet`` / ``rnet`` are ``.params`` paths or loaded nets (``MtcnnDetector``);
     ``min_face_size`` and ``threshold`` configure the detector that mines the
-    hard examples of R-Net (P-Net alone) and O-Net (P-Net and R-Net).
+    hard examples of R-Net (P-Net alone) and O-Net (P-Net and R-Net), on MXNet
+    context ``ctx`` (None: the CPU).
     """
+    import mxnet as mx
+    from mtcnn.detector import MtcnnDetector
+    from mtcnn.symbol import INPUT_SIZE
+    ctx = mx.cpu() if ctx is None else ctx
     annotations = load_annotations(label, image_root)
     detector = None
     if net == 'rnet':
@@ -52,6 +53,9 @@ MINING_STAGES = {'pnet': (), 'rnet': ('pnet',), 'onet': ('pnet', 'rnet')}
 
 
 def main(argv=None):
+    load = runtime.prepare_openmp()  # before MXNet loads
+    from mtcnn.predictor import load_net
+    from mtcnn.symbol import INPUT_SIZE
     cli.setup_logging()
     parser = argparse.ArgumentParser(description='Generate MTCNN training samples',
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -73,7 +77,7 @@ def main(argv=None):
         if getattr(args, stage) is None:
             parser.error('--net %s mines hard examples with the trained %s: pass --%s'
                          % (args.net, ' and '.join(MINING_STAGES[args.net]), stage))
-    ctx = check_detector_arguments(parser, args, MINING_STAGES[args.net])
+    ctx = check_detector_arguments(parser, args, MINING_STAGES[args.net], load)
     with cli.input_errors():
         annotations = load_annotations(args.label, args.images)
     cli.check_listed_images([ann.path for ann in annotations], args.label)

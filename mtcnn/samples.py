@@ -10,8 +10,8 @@ and one line of a list file::
 
 Box offsets of a crop ``[nx1, ny1, nx2, ny2]`` of side ``size`` against its face
 ``[x1, y1, x2, y2]`` are ``(x1 - nx1) / size, (y1 - ny1) / size, (x2 - nx2) / size,
-(y2 - ny2) / size``. Random P-Net crops (seed 000) span pixels nx1 .. nx1 + size - 1
-and use nx2 = nx1 + size; crops from detections (hard examples, seed 001) are
+(y2 - ny2) / size``. Random P-Net crops span pixels nx1 .. nx1 + size - 1
+and use nx2 = nx1 + size; crops from detections (hard examples) are
 inclusive boxes and use their own x2 with size = x2 - x1 + 1. Landmark targets
 are ``((x - nx1) / size, (y - ny1) / size)`` per point, in the order left eye,
 right eye, nose, left mouth corner, right mouth corner, flattened x1, y1, ..., y5.
@@ -176,7 +176,7 @@ def _uniform_int(rng, low, high):
 
 
 def _jittered_square(rng, box):
-    """A square crop near the face (seed 000): side in [0.8 min(w, h), 1.25 max(w, h)),
+    """A square crop near the face: side in [0.8 min(w, h), 1.25 max(w, h)),
     centre moved by up to 0.2 w / 0.2 h. Returns (nx1, ny1, size)."""
     x1, y1, x2, y2 = box[:4]
     w, h = x2 - x1 + 1, y2 - y1 + 1
@@ -190,7 +190,7 @@ def _jittered_square(rng, box):
 
 def pnet_samples(img, boxes, writer, rng, num_negatives=50, min_face=40, num_jitter=20,
                  num_near_negatives=5, max_attempts=1000):
-    """P-Net positives, negatives and part faces of one image (seed 000).
+    """P-Net positives, negatives and part faces of one image.
 
     Args:
         img: BGR uint8 image.
@@ -245,7 +245,7 @@ def pnet_samples(img, boxes, writer, rng, num_negatives=50, min_face=40, num_jit
 
 def landmark_samples(img, boxes, landmarks, writer, rng, min_face=40, num_jitter=10,
                      augment=True):
-    """Landmark faces of one image (seed 001), at the writer's size.
+    """Landmark faces of one image, at the writer's size.
 
     For each face with all 5 points and max(w, h) >= min_face, ``num_jitter``
     square crops as for positives (IoU > 0.65 with the face, inside the image);
@@ -281,7 +281,7 @@ def landmark_samples(img, boxes, landmarks, writer, rng, min_face=40, num_jitter
 
 
 def hard_samples(img, dets, boxes, writer, min_size=20, max_negatives=60):
-    """Samples for the next net from detections of the previous stages (seed 001).
+    """Samples for the next net from detections of the previous stages.
 
     Each detection (N, 5) is squared and rounded; boxes smaller than ``min_size``
     or reaching outside the image are skipped. Against the best-overlapping face
@@ -315,8 +315,8 @@ def hard_samples(img, dets, boxes, writer, min_size=20, max_negatives=60):
 def merge_lists(list_paths, output, rng, neg_per_pos=3.0, part_per_pos=1.0, landmark_per_pos=1.0):
     """Write the training list of a net: every positive, and random subsets of
     the negatives, part faces and landmark faces of at most neg_per_pos,
-    part_per_pos and landmark_per_pos times the number of positives (seed 001
-    mixes pos:part:landmark:neg as 1:1:1:3).
+    part_per_pos and landmark_per_pos times the number of positives (the
+    original mixes pos:part:landmark:neg as 1:1:1:3).
 
     Args:
         list_paths: {kind: list file}, e.g. from SampleWriter.close().
@@ -349,7 +349,7 @@ def generate(annotations, output, size, rng, detector=None, min_face=40, with_la
     Args:
         annotations: list of Annotation.
         output: sample root; writes ``<output>/<size>/...`` and ``<output>/train_<size>.txt``.
-        size: 12 (random crops, seed 000) or 24 / 48 (hard examples of ``detector``).
+        size: 12 (random crops) or 24 / 48 (hard examples of ``detector``).
         detector: an MtcnnDetector whose ``detect`` gives the candidates for 24 / 48.
         min_face: smallest face (max side, pixels) used for positives / landmark faces.
         with_landmark: also write landmark faces.

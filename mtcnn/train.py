@@ -18,7 +18,6 @@ unfinished epoch).
 """
 import argparse
 import logging
-import math
 import os
 import time
 
@@ -28,11 +27,13 @@ import numpy as np
 from mtcnn.loader import ImageListIter, read_sample_list
 from mtcnn.metric import metrics
 from mtcnn.symbol import INPUT_SIZE, get_symbol
-from rcnn.cli import check_writable_dir, int_list, positive_float, setup_logging
+from rcnn.cli import (check_writable_dir, increasing_epochs, int_at_least, int_list, non_negative_float,
+                      positive_float, setup_logging)
 from rcnn.core.checkpoint import CheckpointError, load_param_file
 from rcnn.core.finite import ModuleCheck, NonFiniteError, check_finite, describe
 from rcnn.core.metric import Speedometer, format_value, name_values
 from rcnn.fileio import atomic_path
+from rcnn import runtime
 from rcnn.runtime import DeviceError, choose_gpus
 
 __all__ = ['train_net', 'init_params', 'save_checkpoint', 'main']
@@ -170,37 +171,6 @@ def train_net(net, samples, prefix, ctx=(mx.cpu(),), begin_epoch=0, end_epoch=16
     return '%s-%04d.params' % (prefix, end_epoch)
 
 
-def _integer(minimum):
-    """Type of an integer >= ``minimum``."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError('expected an integer, got %r' % text) from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError('must be >= %d, got %d' % (minimum, value))
-        return value
-    return parse
-
-
-def _non_negative_float(text):
-    """A finite number >= 0 (weight decay)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('not a number: %r' % text) from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError('must be a finite number >= 0, got %r' % text)
-    return value
-
-
-def _increasing_epochs(text):
-    epochs = int_list(text)
-    if any(e < 1 for e in epochs) or any(b <= a for a, b in zip(epochs, epochs[1:])):
-        raise argparse.ArgumentTypeError('expected increasing epochs >= 1, e.g. 8,14; got %r' % text)
-    return epochs
-
-
 def parse_args(argv=None):
     """Arguments, checked (argparse errors, status 2) before any work; ``gpus`` becomes the
     device list: the one GPU asked for or, by default, GPU 0 if MXNet sees one, else []
@@ -210,14 +180,14 @@ def parse_args(argv=None):
     parser.add_argument('--net', required=True, choices=sorted(INPUT_SIZE))
     parser.add_argument('--samples', required=True, help='merged sample list (train_<size>.txt)')
     parser.add_argument('--prefix', required=True, help='checkpoint prefix, e.g. model/pnet')
-    parser.add_argument('--begin-epoch', type=_integer(0), default=0, help='resume from this checkpoint')
-    parser.add_argument('--end-epoch', type=_integer(1), default=16)
+    parser.add_argument('--begin-epoch', type=int_at_least(0), default=0, help='resume from this checkpoint')
+    parser.add_argument('--end-epoch', type=int_at_least(1), default=16)
     parser.add_argument('--lr', type=positive_float, default=0.01)
-    parser.add_argument('--lr-epochs', type=_increasing_epochs, default='8,14',
+    parser.add_argument('--lr-epochs', type=increasing_epochs, default='8,14',
                         help='epochs where lr is divided by 10')
-    parser.add_argument('--batch-size', type=_integer(1), default=128)
-    parser.add_argument('--wd', type=_non_negative_float, default=1e-5)
-    parser.add_argument('--frequent', type=_integer(1), default=50, help='log every N batches')
+    parser.add_argument('--batch-size', type=int_at_least(1), default=128)
+    parser.add_argument('--wd', type=non_negative_float, default=1e-5)
+    parser.add_argument('--frequent', type=int_at_least(1), default=50, help='log every N batches')
     parser.add_argument('--with-landmark', action='store_true', help='train the landmark branch too')
     parser.add_argument('--no-mirror', action='store_true', help='do not mirror samples at random')
     parser.add_argument('--gpus', type=int_list, default=None,
@@ -244,9 +214,12 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    load = runtime.CpuLoad()
     setup_logging()
     args = parse_args(argv)
     ctx = [mx.gpu(i) for i in args.gpus] or [mx.cpu()]
+    if not args.gpus:
+        runtime.configure_cpu_training(load)
     try:
         samples = read_sample_list(args.samples)
         labels, counts = np.unique(samples.labels, return_counts=True)

@@ -13,8 +13,8 @@ import math
 import os
 import sys
 
-__all__ = ['LOG_FORMAT', 'setup_logging', 'positive_float', 'probability', 'int_list', 'probability_list',
-           'gpu_id', 'int_at_least', 'check_writable_dir', 'check_existing_dir', 'check_existing_file',
+__all__ = ['LOG_FORMAT', 'setup_logging', 'positive_float', 'non_negative_float', 'probability', 'int_list',
+           'increasing_epochs', 'probability_list', 'gpu_id', 'int_at_least', 'check_writable_dir', 'check_existing_dir', 'check_existing_file',
            'check_output_file', 'check_checkpoint', 'check_listed_images', 'choose_device', 'exit_error',
            'input_errors', 'model_load_errors']
 
@@ -41,6 +41,14 @@ def positive_float(text):
     return value
 
 
+def non_negative_float(text):
+    """A finite number >= 0 (a weight decay)."""
+    value = _float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError('must be a finite number >= 0, got %r' % text)
+    return value
+
+
 def probability(text):
     """A number in [0, 1] (a score threshold)."""
     value = _float(text)
@@ -56,6 +64,14 @@ def int_list(text):
         return [int(item) for item in items]
     except ValueError:
         raise argparse.ArgumentTypeError('expected comma-separated integers, got %r' % text) from None
+
+
+def increasing_epochs(text):
+    """Comma-separated increasing epochs >= 1, e.g. '55,68,80' (learning-rate steps); '' is none."""
+    epochs = int_list(text)
+    if any(e < 1 for e in epochs) or any(b <= a for a, b in zip(epochs, epochs[1:])):
+        raise argparse.ArgumentTypeError('expected increasing epochs >= 1, e.g. 55,68,80; got %r' % text)
+    return epochs
 
 
 def probability_list(count):
@@ -139,13 +155,13 @@ def check_listed_images(paths, listed_in):
             exit_error('image %s (listed in %s) does not exist' % (path, listed_in))
 
 
-def choose_device(parser, gpu, flag='--gpu'):
+def choose_device(parser, gpu, flag='--gpu', parts=1, load=None):
     """The device of a detection command: a GPU id, or -1 for the CPU.
 
     ``gpu`` None picks GPU 0 when MXNet has CUDA and sees a GPU, else the CPU
     (one log line); a device the build or machine lacks exits through
-    ``parser.error``. On the CPU this requests the CPU inference runtime
-    (``rcnn.runtime.configure_cpu_inference``), so call it before the
+    ``parser.error``. On the CPU this sets up the CPU inference runtime
+    (``rcnn.runtime.configure_cpu_inference(parts, load)``), so call it before the
     command's first MXNet operation.
     """
     from rcnn import runtime
@@ -154,7 +170,7 @@ def choose_device(parser, gpu, flag='--gpu'):
     except runtime.DeviceError as err:
         parser.error(str(err))
     if gpu < 0:
-        runtime.configure_cpu_inference()
+        runtime.configure_cpu_inference(parts, load)
     return gpu
 
 

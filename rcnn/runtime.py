@@ -1,29 +1,172 @@
-"""MXNet's process-wide runtime for CPU inference, one image at a time.
+"""MXNet's process-wide runtime: the device, and on the CPU the engine and the OpenMP threads.
 
-MXNet's default threaded engine hands every operator to a worker thread and,
-unless ``OMP_NUM_THREADS`` is set, runs operators on fewer OpenMP threads than
-there are cores (one on a 2-core machine). The detectors run small graphs
-one image at a time and wait for each result, so the hand-off buys no overlap.
-The naive engine runs each operator in the calling thread, and every core can
-go to the operators' OpenMP threads. Outputs are bit-identical
-(``tests/test_runtime.py``); on 2 cores MTCNN's ``detect()`` takes about 0.7
-times as long (``bench/mtcnn.py``). The detection entry points call
-:func:`configure_cpu_inference` when they run on the CPU. ``train.py`` keeps
-MXNet's threaded engine unless ``MXNET_ENGINE_TYPE`` says otherwise (``make demo``
-sets it: checkpoints are the same, iterations faster on 2 cores).
+What the command lines choose on the CPU, and why (figures: ``bench/runtime.py``,
+docs/benchmarks.md):
+
+- **Engine.** MXNet's default threaded engine hands every operator to a worker
+  thread; the detectors and the training loop wait for each result, so the
+  hand-off buys no overlap. The naive engine runs operators in the calling thread.
+- **OpenMP threads.** One per CPU this process may use, shared out among the
+  ``parts`` processes of one job (``test_widerface.py --parts``). MXNet's default
+  leaves a core to its engine (one thread on 2 cores).
+- **Load.** MTCNN's operators are small and the training loop's medium-sized: their
+  threads gain only when each gets a core at once, so for them the threads are also
+  capped by the CPUs other processes leave idle (measured since the command
+  started, ``CpuLoad``). RetinaFace's large operators gain from every core even on
+  a busy machine (each thread also gets its fair share of the CPU).
+- **Wait policy.** Idle OpenMP threads spin before they sleep (libgomp spins 300000
+  times by default), taking the CPU from every other process; on a shared machine
+  that made detection 3.5 times slower. ``GOMP_SPINCOUNT=10000`` spins briefly
+  (quiet-machine speed unchanged) and then sleeps. libgomp reads it once, when
+  MXNet loads it, so the command lines call ``prepare_openmp`` before they import
+  MXNet.
+
+Outputs are bit-identical in every runtime (``tests/test_runtime.py``). A variable
+the user exported wins (``MXNET_ENGINE_TYPE``, ``OMP_NUM_THREADS``,
+``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``), and ``RETINAFACE_CPU_RUNTIME=mxnet``
+leaves everything to MXNet. This module imports MXNet only where it is used.
 """
 import ctypes
 import logging
 import os
+import time
 
-import mxnet as mx
-
-__all__ = ['configure_cpu_inference', 'usable_cpus', 'DeviceError', 'cuda_gpus', 'choose_gpu', 'choose_gpus',
-           'check_context']
+__all__ = ['RUNTIME_VARIABLE', 'SPIN_COUNT', 'usable_cpus', 'CpuLoad', 'prepare_openmp',
+           'configure_cpu_inference', 'configure_cpu_training', 'DeviceError', 'cuda_gpus', 'choose_gpu',
+           'choose_gpus', 'check_context']
 
 logger = logging.getLogger(__name__)
 
 ENGINE = 'NaiveEngine'
+# Set to 'mxnet' to keep MXNet's own runtime defaults.
+RUNTIME_VARIABLE = 'RETINAFACE_CPU_RUNTIME'
+SPIN_COUNT = '10000'
+# Shortest interval CpuLoad measures over (it waits for the rest), seconds.
+_MIN_INTERVAL = 0.05
+
+
+def _ours():
+    return os.environ.get(RUNTIME_VARIABLE, '') != 'mxnet'
+
+
+def usable_cpus():
+    """CPUs this process may run on."""
+    if hasattr(os, 'sched_getaffinity'):  # a container's or taskset's CPU set, not the host's
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _cpu_times():
+    """(busy, total) clock ticks of this process's CPUs since boot (``/proc/stat``), or None."""
+    cpus = {'cpu%d' % c for c in os.sched_getaffinity(0)} if hasattr(os, 'sched_getaffinity') else None
+    try:
+        with open('/proc/stat') as f:
+            lines = [line.split() for line in f if line.startswith('cpu') and not line.startswith('cpu ')]
+    except OSError:
+        return None
+    busy = total = 0
+    for fields in lines:
+        if cpus is None or fields[0] in cpus:
+            ticks = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+            total += sum(ticks)
+            busy += sum(ticks) - ticks[3] - ticks[4]
+    return busy, total
+
+
+class CpuLoad:
+    """How many of this process's CPUs other processes keep busy, measured from construction on.
+
+    Construct it first thing in a command; ``idle_cpus()`` later subtracts this
+    process's own CPU time from the busy time of its CPUs.
+    """
+
+    def __init__(self):
+        self._start = time.monotonic(), time.process_time(), _cpu_times()
+
+    def idle_cpus(self):
+        """CPUs left idle by other processes since construction (a float), or None where
+        ``/proc/stat`` is not available."""
+        wall, own, ticks = self._start
+        if ticks is None:
+            return None
+        elapsed = time.monotonic() - wall
+        if elapsed < _MIN_INTERVAL:
+            time.sleep(_MIN_INTERVAL - elapsed)
+        now = _cpu_times()
+        if now is None or now[1] <= ticks[1]:
+            return None
+        cpus = usable_cpus()
+        wall_ticks = (now[1] - ticks[1]) / cpus  # ticks per CPU over the interval
+        own_ticks = (time.process_time() - own) * os.sysconf('SC_CLK_TCK')
+        others = max(0.0, (now[0] - ticks[0]) - own_ticks) / wall_ticks
+        return max(0.0, cpus - others)
+
+
+def prepare_openmp():
+    """Before MXNet loads: make idle OpenMP threads spin only ``SPIN_COUNT`` times before they sleep.
+
+    A no-op when the user chose (``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT`` or
+    ``RETINAFACE_CPU_RUNTIME=mxnet``). Child processes inherit the variable.
+    Returns a ``CpuLoad`` started now.
+    """
+    if _ours() and 'OMP_WAIT_POLICY' not in os.environ and 'GOMP_SPINCOUNT' not in os.environ:
+        os.environ['GOMP_SPINCOUNT'] = SPIN_COUNT
+    return CpuLoad()
+
+
+def _threads(parts, load):
+    threads = max(1, usable_cpus() // parts)
+    idle = load.idle_cpus() if load is not None else None
+    if idle is not None:
+        threads = max(1, min(threads, int(round(idle))))
+    return threads
+
+
+def _configure(engine, parts, load, what):
+    """Engine (None: MXNet's) and OpenMP threads; see configure_cpu_inference."""
+    import mxnet as mx
+    if not _ours():
+        logger.info('%s runtime: MXNet defaults (%s=mxnet)', what, RUNTIME_VARIABLE)
+        return None, None
+    if engine is not None and 'MXNET_ENGINE_TYPE' not in os.environ:
+        os.environ['MXNET_ENGINE_TYPE'] = engine
+        try:
+            mx.nd.zeros((1,)).wait_to_read()  # creates the engine while the variable is set
+        finally:
+            del os.environ['MXNET_ENGINE_TYPE']
+    else:
+        engine = None
+    threads = None
+    if 'OMP_NUM_THREADS' not in os.environ:
+        threads = _threads(parts, load)
+        mx.base.check_call(mx.base._LIB.MXSetNumOMPThreads(ctypes.c_int(threads)))
+    logger.info('%s runtime: engine %s, OpenMP threads %s, spin count %s', what,
+                engine or 'MXNET_ENGINE_TYPE=%s' % os.environ.get('MXNET_ENGINE_TYPE', "MXNet's default"),
+                threads or 'OMP_NUM_THREADS=%s' % os.environ['OMP_NUM_THREADS'],
+                os.environ.get('GOMP_SPINCOUNT', 'OMP_WAIT_POLICY=%s' % os.environ.get('OMP_WAIT_POLICY', 'default')))
+    return engine, threads
+
+
+def configure_cpu_inference(parts=1, load=None):
+    """Select the naive engine and the OpenMP threads for detection on the CPU.
+
+    Process-wide, and effective only before the process's first MXNet operation:
+    MXNet creates its engine then and never replaces it. The threads are
+    ``usable_cpus() // parts``, and with a ``load`` (``CpuLoad``) at most the CPUs
+    other processes left idle: pass one for networks of small operators (MTCNN).
+    The environment of child processes is left as it was.
+
+    Returns:
+        (engine, threads): what was set; None for a setting left to the user or MXNet.
+    """
+    return _configure(ENGINE, parts, load, 'MXNet CPU inference')
+
+
+def configure_cpu_training(load, single_context=True):
+    """The runtime of a training process on the CPU: as ``configure_cpu_inference`` with the
+    threads capped by ``load``; the naive engine only for one context (with several, the
+    threaded engine overlaps them). Returns (engine, threads) likewise."""
+    return _configure(ENGINE if single_context else None, 1, load, 'MXNet CPU training')
 
 
 class DeviceError(ValueError):
@@ -32,6 +175,7 @@ class DeviceError(ValueError):
 
 def cuda_gpus():
     """GPUs this process can use: 0 with a CPU build of MXNet (pip package ``mxnet``)."""
+    import mxnet as mx
     if not mx.runtime.Features().is_enabled('CUDA'):
         return 0
     return mx.context.num_gpus()
@@ -80,7 +224,7 @@ def choose_gpus(gpus, flag='--gpus'):
             logger.info('no GPU available to MXNet: training on the CPU')
         return list(range(available))
     for gpu in gpus:
-        _check_gpu(gpu, '%s %d' % (flag, gpu), available, 'leave %s out' % flag)
+        _check_gpu(gpu, '%s %d' % (flag, gpu), available, "pass %s ''" % flag)
     return list(gpus)
 
 
@@ -89,41 +233,3 @@ def check_context(ctx, on_cpu='use mx.cpu()'):
     made before MXNet would fail on a missing GPU (a C++ error, on some paths an abort)."""
     if ctx.device_type.startswith('gpu'):
         _check_gpu(ctx.device_id, 'mx.gpu(%d)' % ctx.device_id, cuda_gpus(), on_cpu)
-
-
-def usable_cpus():
-    """CPUs this process may run on."""
-    if hasattr(os, 'sched_getaffinity'):  # a container's or taskset's CPU set, not the host's
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def configure_cpu_inference():
-    """Select the naive engine and one OpenMP thread per CPU this process may use.
-
-    Process-wide, and effective only before the process's first MXNet
-    operation: MXNet creates its engine then and never replaces it (call it at
-    the start of a program). Settings the user made win: an
-    ``MXNET_ENGINE_TYPE`` or ``OMP_NUM_THREADS`` in the environment is left
-    as it is. Child processes keep MXNet's defaults (the environment is
-    restored once the engine exists).
-
-    Returns:
-        (engine, threads): what was requested; None for a setting left to the
-        environment.
-    """
-    engine = threads = None
-    if 'MXNET_ENGINE_TYPE' not in os.environ:
-        engine = ENGINE
-        os.environ['MXNET_ENGINE_TYPE'] = engine
-        try:
-            mx.nd.zeros((1,)).wait_to_read()  # creates the engine while the variable is set
-        finally:
-            del os.environ['MXNET_ENGINE_TYPE']
-    if 'OMP_NUM_THREADS' not in os.environ:
-        threads = usable_cpus()
-        mx.base.check_call(mx.base._LIB.MXSetNumOMPThreads(ctypes.c_int(threads)))
-    logger.info('MXNet CPU inference runtime: engine %s, OpenMP threads %s',
-                engine or 'MXNET_ENGINE_TYPE=%s' % os.environ['MXNET_ENGINE_TYPE'],
-                threads or 'OMP_NUM_THREADS=%s' % os.environ['OMP_NUM_THREADS'])
-    return engine, threads

@@ -38,16 +38,24 @@ def require_shared(relpath):
 
 @pytest.fixture(autouse=True)
 def cpu_runtime_requests(monkeypatch):
-    """Counts the entry points' requests for the CPU inference runtime, and ignores them.
+    """Records the entry points' requests for the CPU runtime, and ignores them.
 
     Tests call ``main()`` of the command lines in this process; honouring the
-    request would switch the engine of the whole test process (the first MXNet
-    operation fixes it), so results would depend on test order. The runtime
-    itself is tested in child processes (tests/test_runtime.py).
+    requests would switch the engine of the whole test process (the first MXNet
+    operation fixes it) and change the environment its children inherit, so
+    results would depend on test order. The runtime itself is tested in child
+    processes (tests/test_runtime.py). Inference requests are recorded as 'cpu'
+    (``parts`` > 1 as 'cpu/N'), training ones as 'train'.
     """
     from rcnn import runtime
     requests = []
-    monkeypatch.setattr(runtime, 'configure_cpu_inference', lambda: requests.append('cpu'))
+
+    def inference(parts=1, load=None):
+        requests.append('cpu' if parts == 1 else 'cpu/%d' % parts)
+
+    monkeypatch.setattr(runtime, 'prepare_openmp', runtime.CpuLoad)
+    monkeypatch.setattr(runtime, 'configure_cpu_inference', inference)
+    monkeypatch.setattr(runtime, 'configure_cpu_training', lambda load, single_context=True: requests.append('train'))
     return requests
 
 

@@ -1,4 +1,4 @@
-"""generate_config: SPEC section 3 values, presets and no leaking between calls."""
+"""get_config / generate_config: the original's values, presets and no leaking between calls."""
 import pytest
 
 from rcnn import config as config_module

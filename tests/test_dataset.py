@@ -1,4 +1,4 @@
-"""The ``retinaface`` imdb: label.txt -> roidb, flipping, and the crop of flipped entries (SPEC section 5)."""
+"""The ``retinaface`` imdb: label.txt -> roidb, flipping, and the crop of flipped entries."""
 import copy
 
 import cv2

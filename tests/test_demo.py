@@ -35,7 +35,7 @@ def test_demo_runs_every_stage_and_resumes(tmp_path):
     assert 'detections.json' in pictures and len([p for p in pictures if p.endswith('.jpg')]) == 2
 
     second = run_demo(tmp_path, epochs=2)
-    assert 'synthetic data already in' in second
+    assert 'data already in' in second
     assert 'resuming from %s-0001' % (tmp_path / 'model' / 'mnet') in second
     assert (tmp_path / 'out' / 'predictions-0002' / 'widerface_eval.json').is_file()
 

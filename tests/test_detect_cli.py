@@ -11,6 +11,7 @@ import pytest
 from conftest import REPO, require_shared
 
 import detect
+import retinaface
 from rcnn import runtime
 from retinaface import RetinaFace
 
@@ -94,7 +95,7 @@ class FakeRetinaFace:
 def fake(monkeypatch, tmp_path):
     """The stand-in detector and an (empty) checkpoint prefix it is pointed at."""
     FakeRetinaFace.instances = []
-    monkeypatch.setattr(detect, 'RetinaFace', FakeRetinaFace)
+    monkeypatch.setattr(retinaface, 'RetinaFace', FakeRetinaFace)
     for name in ('m-symbol.json', 'm-0000.params'):
         (tmp_path / name).touch()
     return str(tmp_path / 'm')

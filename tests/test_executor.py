@@ -5,7 +5,7 @@ import pytest
 
 from conftest import require_shared
 from rcnn.core.executor import ShapeCachedExecutor
-from retinaface import load_checkpoint
+from rcnn.core.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope='module')

@@ -1,5 +1,5 @@
 """Image files (EXIF orientation, truncated JPEGs), training crops, colour jitter and the input
-transform (``rcnn.io.image``, SPEC section 5)."""
+transform (``rcnn.io.image``)."""
 import io
 
 import cv2

@@ -110,7 +110,7 @@ def test_malformed_lines_name_file_and_line(tmp_path, text, line, reason):
 
 
 def test_boxes_outside_image_are_not_rejected(tmp_path):
-    # Clipping and empty-box removal are the loader's job (SPEC section 5).
+    # Clipping and empty-box removal are the loader's job (rcnn.dataset.retinaface).
     records = read_label_file(_write(tmp_path, '# a.jpg\n-5 -7 3000 2 ' + '-1 ' * 15 + '-1\n'))
     np.testing.assert_array_equal(records[0].boxes, [[-5, -7, 3000, 2]])
 

@@ -183,7 +183,7 @@ def _reference_nms(dets, thresh, mode):
 @pytest.mark.parametrize('mode', ['Union', 'Minimum'])
 @pytest.mark.parametrize('count', [1, 7, 300, 700])
 def test_nms_equals_greedy_reference(mode, count):
-    """Same kept indices in the same order, across block boundaries and with tied scores."""
+    """Same kept indices in the same order, with tied scores too."""
     rng = np.random.default_rng(count)
     xy = rng.uniform(0, 300, (count, 2))
     dets = np.concatenate([xy, xy + rng.uniform(5, 60, (count, 2)),

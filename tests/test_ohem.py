@@ -14,7 +14,7 @@ A = 2
 
 
 def reference_ohem(cls_score, labels, num_anchors, batch_size=256, fg_fraction=0.25):
-    """Per-image sort-based statement of the rule (SPEC section 5), for distinct scores."""
+    """Per-image sort-based statement of the rule, for distinct scores."""
     labels = labels.copy()
     weights = np.zeros(labels.shape + (1,), dtype=np.float32)
     counts = np.zeros((labels.shape[0], 1), dtype=np.float32)

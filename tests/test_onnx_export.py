@@ -20,7 +20,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
 from conftest import REPO, make_cfg, require_shared
 from mtcnn.predictor import load_net
 from mtcnn.symbol import get_symbol
-from rcnn.core.checkpoint import load_param_file
+from rcnn.core.checkpoint import load_checkpoint, load_param_file
 from rcnn.dataset.synthetic import generate_widerface
 from rcnn.deploy import onnx_export
 from rcnn.deploy.onnx_export import ATOL, RTOL, ExportError, InputSpec, VerificationError
@@ -90,7 +90,7 @@ def mnet_onnx(tmp_path_factory):
 
 def test_released_mnet25_one_file_serves_two_image_sizes(mnet_onnx):
     path, result = mnet_onnx
-    symbol, arg_params, aux_params = onnx_export.load_retinaface(mnet_prefix(), 0)
+    symbol, arg_params, aux_params = load_checkpoint(mnet_prefix(), 0)
     assert result.opset == onnx_export.OPSET == onnx.load(path).opset_import[0].version
     assert result.input_shape == ('batch', 3, 'height', 'width')
     forward = OnnxForward(path)
@@ -129,7 +129,7 @@ def test_static_shape_export(tmp_path):
         assert all(d.dim_value > 0 for d in output.type.tensor_type.shape.dim), output.name
     image = cv2.imread(str(require_shared('assets/images/t4.jpg')))
     assert image.shape[:2] == (360, 640)
-    symbol, arg_params, aux_params = onnx_export.load_retinaface(mnet_prefix(), 0)
+    symbol, arg_params, aux_params = load_checkpoint(mnet_prefix(), 0)
     data = rgb_tensor(image)
     assert_outputs_close(forward.output_names, forward(data), mxnet_outputs(symbol, arg_params, aux_params, data))
     with pytest.raises(ValueError, match=r'static.onnx takes data of shape \(1, 3, 360, 640\).*\(1, 3, 334, 596\)'):
@@ -230,8 +230,8 @@ def test_train_py_checkpoint_exports_and_matches(train_checkpoint, tmp_path):
     path = str(tmp_path / 'trained.onnx')
     result = onnx_export.export_retinaface(train_checkpoint, 1, path)
     assert result.notes == []
-    symbol, arg_params, aux_params = onnx_export.load_retinaface(train_checkpoint, 1)
-    released, _ = onnx_export.load_retinaface(mnet_prefix(), 0)[1:]
+    symbol, arg_params, aux_params = load_checkpoint(train_checkpoint, 1)
+    released, _ = load_checkpoint(mnet_prefix(), 0)[1:]
     assert not np.array_equal(arg_params['face_rpn_cls_score_stride8_weight'].asnumpy(),
                               released['face_rpn_cls_score_stride8_weight'].asnumpy())
     forward = OnnxForward(path)
@@ -361,7 +361,7 @@ def test_failed_verification_names_the_output_and_writes_nothing(monkeypatch, tm
 
 
 def test_tight_tolerance_fails_verification():
-    symbol, arg_params, aux_params = onnx_export.load_retinaface(mnet_prefix(), 0)
+    symbol, arg_params, aux_params = load_checkpoint(mnet_prefix(), 0)
     spec = onnx_export.retinaface_spec()
     model, _ = onnx_export.convert(symbol, arg_params, aux_params, spec)
     errors = onnx_export.verify(model, symbol, arg_params, aux_params, onnx_export.random_inputs(spec))

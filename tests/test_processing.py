@@ -1,4 +1,4 @@
-"""Anchors, box/landmark transforms and NMS wrappers (SPEC section 4)."""
+"""Anchors, box/landmark transforms and NMS wrappers."""
 import logging
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Anchor assignment ``AA.assign_anchor_fpn`` (SPEC section 5, seed 003)."""
+"""Anchor assignment ``AA.assign_anchor_fpn``, against the original algorithm written plainly."""
 
 import numpy as np
 import pytest

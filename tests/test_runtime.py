@@ -1,7 +1,8 @@
-"""rcnn.runtime: the CPU inference runtime takes effect, yields to the user's
-environment and leaves detections bit-identical.
+"""rcnn.runtime: the CPU runtime takes effect, yields to the user's environment and to other
+processes' load, and leaves detections bit-identical.
 
-The engine is chosen once per process, so every case runs in a child process.
+The engine and OpenMP's settings are chosen once per process, so every case runs in a
+child process.
 """
 import json
 import os
@@ -12,24 +13,44 @@ import numpy as np
 import pytest
 
 from conftest import REPO, require_shared
+from rcnn import runtime
 
+CPUS = len(os.sched_getaffinity(0))
+# What the runtime reads: cleared for every child unless the case sets it.
+RUNTIME_ENV = ('MXNET_ENGINE_TYPE', 'OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT', runtime.RUNTIME_VARIABLE)
+
+# argv: function ('inference' or 'training'), parts, busy loops to run meanwhile, single_context.
 REPORT = """
-import ctypes, json, os
-from rcnn.runtime import configure_cpu_inference
-engine, threads = configure_cpu_inference()
-import mxnet as mx
+import ctypes, json, logging, os, subprocess, sys, time
+from rcnn import runtime
+logging.basicConfig(level=logging.INFO)
+busy = [subprocess.Popen([sys.executable, '-c', 'import time\\nend = time.time() + 20\\nwhile time.time() < end: pass'])
+        for _ in range(int(sys.argv[3]))]
+try:
+    load = runtime.prepare_openmp()
+    import mxnet as mx
+    time.sleep(0.5 if busy else 0.0)
+    if sys.argv[1] == 'inference':
+        engine, threads = runtime.configure_cpu_inference(int(sys.argv[2]), load if busy else None)
+    else:
+        engine, threads = runtime.configure_cpu_training(load, single_context=sys.argv[4] == '1')
+finally:
+    for process in busy:
+        process.kill()
 mx.nd.ones((2, 2)).asnumpy()
 print(json.dumps({'engine': engine, 'threads': threads,
                   'omp_max_threads': ctypes.CDLL('libgomp.so.1').omp_get_max_threads(),
-                  'engine_variable': os.environ.get('MXNET_ENGINE_TYPE')}))
+                  'engine_variable': os.environ.get('MXNET_ENGINE_TYPE'),
+                  'spin_count': os.environ.get('GOMP_SPINCOUNT')}))
 """
 
 DETECT = """
 import sys
 import cv2, numpy as np
-if sys.argv[2] == 'inference':
-    from rcnn.runtime import configure_cpu_inference
-    configure_cpu_inference()
+from rcnn import runtime
+if sys.argv[2] == 'ours':
+    runtime.prepare_openmp()
+    runtime.configure_cpu_inference()
 from mtcnn.detector import MtcnnDetector
 from retinaface import RetinaFace
 shared = sys.argv[3]
@@ -45,7 +66,7 @@ np.savez(sys.argv[1], **out)
 
 
 def run_child(code, *args, **env_changes):
-    env = {k: v for k, v in os.environ.items() if k not in ('MXNET_ENGINE_TYPE', 'OMP_NUM_THREADS')}
+    env = {k: v for k, v in os.environ.items() if k not in RUNTIME_ENV}
     env.update(env_changes)
     env['PYTHONPATH'] = str(REPO)
     result = subprocess.run([sys.executable, '-c', code] + [str(a) for a in args], cwd=REPO, env=env,
@@ -54,32 +75,72 @@ def run_child(code, *args, **env_changes):
     return result
 
 
-def test_selects_the_naive_engine_and_all_cpus():
-    result = run_child(REPORT)
-    report = json.loads(result.stdout)
-    cpus = len(os.sched_getaffinity(0))
-    assert report == {'engine': 'NaiveEngine', 'threads': cpus, 'omp_max_threads': cpus, 'engine_variable': None}
-    assert 'MXNet start using engine: NaiveEngine' in result.stderr
+def report(function='inference', parts=1, busy=0, single_context=True, **env):
+    result = run_child(REPORT, function, parts, busy, int(single_context), **env)
+    return json.loads(result.stdout), result.stderr
+
+
+def test_detection_runtime_is_the_naive_engine_on_every_cpu_and_a_short_spin():
+    got, log = report()
+    assert got == {'engine': 'NaiveEngine', 'threads': CPUS, 'omp_max_threads': CPUS, 'engine_variable': None,
+                   'spin_count': runtime.SPIN_COUNT}
+    assert 'MXNet start using engine: NaiveEngine' in log
+
+
+@pytest.mark.skipif(CPUS < 2, reason='one CPU: there is nothing to share out')
+def test_parts_share_the_cpus():
+    got, _ = report(parts=2)
+    assert got['threads'] == got['omp_max_threads'] == CPUS // 2
+    assert report(parts=CPUS + 1)[0]['threads'] == 1
+
+
+@pytest.mark.skipif(CPUS < 2, reason='one CPU: one thread either way')
+def test_threads_yield_to_busy_processes():
+    """With a busy loop on every CPU, a runtime measuring the load (MTCNN, training) takes one thread."""
+    assert report(busy=CPUS)[0]['threads'] == 1
+    assert report('training', busy=CPUS)[0]['threads'] == 1
+
+
+def test_training_runtime():
+    got, _ = report('training')
+    assert got['engine'] == 'NaiveEngine' and 1 <= got['threads'] <= CPUS
+    # With several contexts the threaded engine overlaps them: the engine is left to MXNet.
+    got, log = report('training', single_context=False)
+    assert got['engine'] is None and 'NaiveEngine' not in log
 
 
 def test_leaves_the_users_settings_alone():
-    result = run_child(REPORT, MXNET_ENGINE_TYPE='ThreadedEnginePerDevice', OMP_NUM_THREADS='1')
-    report = json.loads(result.stdout)
-    assert report == {'engine': None, 'threads': None, 'omp_max_threads': 1,
-                      'engine_variable': 'ThreadedEnginePerDevice'}
-    assert 'NaiveEngine' not in result.stderr
+    got, log = report(MXNET_ENGINE_TYPE='ThreadedEnginePerDevice', OMP_NUM_THREADS='1', GOMP_SPINCOUNT='5')
+    assert got == {'engine': None, 'threads': None, 'omp_max_threads': 1,
+                   'engine_variable': 'ThreadedEnginePerDevice', 'spin_count': '5'}
+    assert 'NaiveEngine' not in log
+    # A wait policy of the user's own: no spin count is added.
+    assert report(OMP_WAIT_POLICY='PASSIVE')[0]['spin_count'] is None
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason='one CPU: both runtimes would use one thread')
+def test_runtime_variable_keeps_mxnet_defaults():
+    got, log = report(**{runtime.RUNTIME_VARIABLE: 'mxnet'})
+    assert got['engine'] is None and got['threads'] is None and got['spin_count'] is None
+    assert 'NaiveEngine' not in log and 'MXNet defaults (RETINAFACE_CPU_RUNTIME=mxnet)' in log
+
+
+def test_commands_load_mxnet_only_after_preparing_openmp():
+    """OpenMP reads its settings when MXNet loads it: importing the detection commands must not load MXNet."""
+    code = ('import sys\nimport detect, test_widerface\nimport mtcnn.demo, mtcnn.evaluate, mtcnn.prepare\n'
+            'print(sorted(m for m in sys.modules if m == "mxnet" or m.startswith("mxnet.")))')
+    assert run_child(code).stdout.strip() == '[]'
+
+
+@pytest.mark.skipif(CPUS < 2, reason='one CPU: both runtimes would use one thread')
 def test_detections_are_identical_in_both_runtimes(tmp_path):
-    """MTCNN and RetinaFace (mnet.25, threshold 0.02) on three photos: the inference
-    runtime returns exactly the boxes, scores and landmarks of MXNet's defaults."""
+    """MTCNN and RetinaFace (mnet.25, threshold 0.02) on three photos: our runtime returns exactly
+    the boxes, scores and landmarks of MXNet's defaults."""
     shared = require_shared('assets/models/mtcnn-mxnet/pnet-0016.params').parents[3]
     require_shared('assets/models/retinaface-mnet025/mnet.25-0000.params')
-    for runtime in ('default', 'inference'):
-        run_child(DETECT, tmp_path / (runtime + '.npz'), runtime, shared)
-    default, inference = np.load(tmp_path / 'default.npz'), np.load(tmp_path / 'inference.npz')
-    assert sorted(default.files) == sorted(inference.files)
+    for name in ('default', 'ours'):
+        run_child(DETECT, tmp_path / (name + '.npz'), name, shared)
+    default, ours = np.load(tmp_path / 'default.npz'), np.load(tmp_path / 'ours.npz')
+    assert sorted(default.files) == sorted(ours.files)
     for key in default.files:
         assert len(default[key]), key
-        np.testing.assert_array_equal(inference[key], default[key], err_msg=key)
+        np.testing.assert_array_equal(ours[key], default[key], err_msg=key)

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+import retinaface
 import test_widerface
 from conftest import REPO, require_shared
 from rcnn import runtime
@@ -92,7 +93,7 @@ class FakeRetinaFace:
 @pytest.fixture
 def fake_detector(monkeypatch):
     FakeRetinaFace.instances = []
-    monkeypatch.setattr(test_widerface, 'RetinaFace', FakeRetinaFace)
+    monkeypatch.setattr(retinaface, 'RetinaFace', FakeRetinaFace)
     return FakeRetinaFace
 
 
@@ -122,13 +123,13 @@ def test_mode_wiring_parts_resume_and_overwrite(tmp_path, fake_detector, cpu_run
     assert call['threshold'] == 0.02 and call['do_flip'] is True
     assert call['scales'] == test_widerface.get_scales((36, 64), 1)[0]
     assert sorted(p.name for p in (out / EVENT).iterdir()) == [NAMES[1] + '.txt']
-    assert cpu_runtime_requests == ['cpu']  # --gpu -1 asks for the CPU inference runtime
+    assert cpu_runtime_requests == ['cpu/2']  # --gpu -1 asks for the CPU runtime, sharing the CPUs by 2
 
     monkeypatch.setattr(runtime, 'cuda_gpus', lambda: 1)  # a machine with a GPU: the default device
     test_widerface.main(run_args(root, out, '--mode', '2'))  # resumes: the two remaining images only
     detector = fake_detector.instances[-1]
     assert detector.kwargs['vote'] is False and detector.kwargs['ctx_id'] == 0
-    assert cpu_runtime_requests == ['cpu']  # not on a GPU
+    assert cpu_runtime_requests == ['cpu/2']  # not on a GPU: no new request
     assert len(detector.calls) == 2
     assert sorted(p.name for p in (out / EVENT).iterdir()) == sorted(n + '.txt' for n in NAMES)
 

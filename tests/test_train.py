@@ -35,6 +35,10 @@ def dataset(tmp_path_factory):
 
 
 def run_train(*args, env=None):
+    """train.py in a child process. Its OpenMP threads are pinned: the sums of a training step
+    depend on their number, and runs compared bit for bit must use the same."""
+    env = dict(os.environ if env is None else env)
+    env.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0))))
     return subprocess.run([sys.executable, 'train.py'] + FAST + list(args), cwd=REPO, capture_output=True,
                           text=True, timeout=600, env=env)
 
@@ -61,7 +65,7 @@ def test_unknown_network_lists_the_valid_ones(capsys):
 
 
 def test_devices_are_the_gpus_mxnet_sees_or_the_cpus(monkeypatch):
-    # The README's --gpus commands need a GPU to run; this checks which contexts they ask for.
+    # docs/training.md's --gpus commands need a GPU to run; this checks which contexts they ask for.
     monkeypatch.setattr(runtime, 'cuda_gpus', lambda: 4)
     assert train.get_context(train.parse_args(['--gpus', '0,1,2,3'])) == [mx.gpu(i) for i in range(4)]
     assert train.get_context(train.parse_args(['--gpus', '1'])) == [mx.gpu(1)]
@@ -76,7 +80,7 @@ def test_a_gpu_the_machine_lacks_is_a_one_line_error(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_:
         train.parse_args(['--gpus', '0,2'])
     assert exit_.value.code == 2
-    assert 'error: --gpus 2: MXNet sees 2 GPU(s) here (ids 0..1); to run on the CPU, leave --gpus out' \
+    assert "error: --gpus 2: MXNet sees 2 GPU(s) here (ids 0..1); to run on the CPU, pass --gpus ''" \
         in capsys.readouterr().err
 
 
@@ -87,7 +91,7 @@ def test_gpus_on_this_cpu_build_are_a_one_line_error(capsys):
     assert exit_.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.endswith(': error: --gpus 0: this MXNet build has no CUDA support (GPUs need mxnet-cu112, see '
-                          'the README); to run on the CPU, leave --gpus out'), error
+                          "the README); to run on the CPU, pass --gpus ''"), error
 
 
 @pytest.mark.parametrize('argv, message', [
@@ -188,7 +192,6 @@ def test_resuming_from_a_checkpoint_that_lacks_parameters_lists_them(dataset, in
 
 @pytest.mark.parametrize('suffix', ['.params', '.states', '.states.json'])
 def test_a_truncated_checkpoint_file_is_an_error_naming_it(suffix, dataset, initial_checkpoint, tmp_path):
-    prefix = str(tmp_path / 'm')
     for name in os.listdir(os.path.dirname(initial_checkpoint)):
         shutil.copy(os.path.join(os.path.dirname(initial_checkpoint), name), str(tmp_path))
     path = tmp_path / ('init-0001' + suffix)
@@ -466,7 +469,7 @@ def test_dist_sync_workers_end_with_equal_parameters(dataset, tmp_path):
 
 
 def test_resnet_starts_from_model_zoo_backbone_weights(dataset, tmp_path):
-    """The README's ResNet-50 command: ``--network resnet --pretrained model/resnet-50 --pretrained_epoch 0``.
+    """docs/training.md's ResNet-50 command: ``--network resnet --pretrained model/resnet-50 --pretrained_epoch 0``.
 
     The model-zoo file cannot be downloaded here, so a stand-in with its parameter
     names and shapes (the backbone only: ``bn_data``, ``conv0``, ``stage*``, ``bn1``)
@@ -497,8 +500,8 @@ def test_resnet_starts_from_model_zoo_backbone_weights(dataset, tmp_path):
 
 
 def test_dist_sync_roles_started_by_hand_as_in_the_readme(dataset, tmp_path):
-    """The README's several-host recipe on one host: each role is a process with only the
-    DMLC_* variables the README lists (no launcher), the scheduler at 127.0.0.1."""
+    """docs/training.md's several-host recipe on one host: each role is a process with only the
+    DMLC_* variables it lists (no launcher), the scheduler at 127.0.0.1."""
     common = dict(os.environ, DMLC_PS_ROOT_URI='127.0.0.1', DMLC_PS_ROOT_PORT=str(free_port()),
                   DMLC_NUM_SERVER='1', DMLC_NUM_WORKER='2')
     prefix = str(tmp_path / 'byhand')

@@ -37,7 +37,7 @@ INTERRUPTED = {128 + signal.SIGINT: 'SIGINT', 128 + signal.SIGTERM: 'SIGTERM'}
 
 
 def run(command, step):
-    """Run ``step`` (a name for messages) in a child process with its own MXNet engine.
+    """Run ``step`` (a name for messages) in a child process; it chooses its own MXNet runtime.
 
     The child runs in its own process group and this process forwards SIGINT and
     SIGTERM to it once each time it gets one, so Ctrl-C reaches the child once
@@ -45,18 +45,9 @@ def run(command, step):
     and is not cut short: the demo waits for it. An interrupted child (status
     130 / 143, or killed by that signal) makes the demo exit with that status
     and say how to go on; any other failure exits 1 naming the step.
-
-    MXNet keeps one core for its engine and runs CPU operators on the rest unless
-    OMP_NUM_THREADS says otherwise: on 2 cores that halves training speed. The
-    naive engine, which runs operators in the calling thread, made a training
-    iteration of 8 images 9 % faster on 2 cores (0.493 against 0.542 s) with the
-    same checkpoint (tests/test_train.py).
     """
     logger.info('$ %s', ' '.join(command))
-    env = dict(os.environ)
-    env.setdefault('OMP_NUM_THREADS', str(os.cpu_count() or 1))
-    env.setdefault('MXNET_ENGINE_TYPE', 'NaiveEngine')
-    child = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True)
+    child = subprocess.Popen(command, cwd=REPO, start_new_session=True)
 
     def forward(signum, frame):
         child.send_signal(signum)
@@ -86,10 +77,12 @@ def latest_epoch(prefix):
 
 def ensure_data(args):
     if all(os.path.isfile(os.path.join(args.data, f)) for f in SPLIT_FILES):
-        logger.info('synthetic data already in %s', args.data)
+        logger.info('data already in %s', args.data)
         return
+    # --overwrite completes a stopped generation: the generator replaces only files its
+    # manifest lists, and refuses a folder holding anything else.
     run([sys.executable, '-m', 'rcnn.dataset.synthetic', '--output', args.data, '--num-train', str(args.num_train),
-         '--num-val', str(args.num_val), '--num-test', str(args.num_test), '--seed', str(args.seed)],
+         '--num-val', str(args.num_val), '--num-test', str(args.num_test), '--seed', str(args.seed), '--overwrite'],
         'making synthetic data')
 
 
@@ -134,16 +127,15 @@ def draw_examples(args, epoch):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--data', default='data/retinaface', help='synthetic data folder')
+    parser.add_argument('--data', default='data/synthetic', help='synthetic data folder')
     parser.add_argument('--prefix', default='model/demo/mnet', help='checkpoint prefix')
     parser.add_argument('--output', default='demo_out', help='predictions, evaluation and pictures')
     parser.add_argument('--num-train', type=int, default=1000)
     parser.add_argument('--num-val', type=int, default=100)
     parser.add_argument('--num-test', type=int, default=20)
-    # From scratch in under 30 CPU minutes (2 cores): 10 epochs of 2000 crops (with flips) at
-    # lr 0.03, stepped down x0.1 after epochs 7 and 9, with the random stem kept fixed
-    # (train.py --fix_from_scratch). At 0.1 nothing was learned before the first step (AP 0.001
-    # after 4 epochs stepped at 3, against 0.54 / 0.63 / 0.46 at 0.03 and 0.39 / 0.62 / 0.47 at 0.01).
+    # From scratch in under 30 minutes on 2 cores: 10 epochs of 2000 crops (with flips), the random
+    # stem kept fixed (train.py --fix_from_scratch), lr 0.03 stepped down at epochs 7 and 9; the
+    # learning-rate sweep that chose it is in docs/benchmarks.md.
     parser.add_argument('--epochs', type=int, default=10)
     parser.add_argument('--lr', type=float, default=0.03)
     parser.add_argument('--lr_step', default='7,9')

@@ -22,8 +22,8 @@ import numpy as np
 from rcnn.core.finite import check_finite
 from rcnn.fileio import atomic_open, atomic_path
 
-__all__ = ['STATES_FORMAT', 'CheckpointError', 'params_path', 'states_path', 'states_meta_path', 'save_checkpoint',
-           'load_param_file', 'load_params', 'load_symbol', 'params_digest', 'load_optimizer_states']
+__all__ = ['symbol_path', 'STATES_FORMAT', 'CheckpointError', 'params_path', 'states_path', 'states_meta_path', 'save_checkpoint',
+           'load_param_file', 'load_params', 'load_symbol', 'load_checkpoint', 'params_digest', 'load_optimizer_states']
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,10 @@ _PICKLE_PROTOCOL_2_OR_LATER = b'\x80'
 
 class CheckpointError(ValueError):
     """A model or optimizer-state file that cannot be used; the message names the file."""
+
+
+def symbol_path(prefix):
+    return '%s-symbol.json' % prefix
 
 
 def params_path(prefix, epoch):
@@ -66,7 +70,7 @@ def save_checkpoint(prefix, epoch, deploy_symbol, arg_params, aux_params, module
     states = _optimizer_states(module, states_path(prefix, epoch)) if module is not None else {}
     check_finite(list(arg.items()) + list(aux.items()) + [('momentum of ' + k, v) for k, v in states.items()],
                  'the checkpoint %s (not written)' % path)
-    with atomic_path('%s-symbol.json' % prefix) as tmp:
+    with atomic_path(symbol_path(prefix)) as tmp:
         deploy_symbol.save(tmp)
     save_dict = {'arg:%s' % k: v for k, v in arg.items()}
     save_dict.update({'aux:%s' % k: v for k, v in aux.items()})
@@ -132,6 +136,16 @@ def load_symbol(path):
         return mx.sym.load_json(text)
     except mx.base.MXNetError as error:
         raise CheckpointError('%s: not an MXNet symbol: %s' % (path, _mxnet_reason(error))) from None
+
+
+def load_checkpoint(prefix, epoch):
+    """(symbol, arg_params, aux_params) of ``prefix-symbol.json`` and ``prefix-%04d.params``.
+
+    Raises FileNotFoundError, or CheckpointError naming the file that cannot be read.
+    """
+    symbol = load_symbol(symbol_path(prefix))
+    arg_params, aux_params = load_params(prefix, epoch)
+    return symbol, arg_params, aux_params
 
 
 def params_digest(arg_params, aux_params):

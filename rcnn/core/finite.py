@@ -4,13 +4,11 @@ A NaN or infinity anywhere in an array makes its sum of squares non-finite, so
 ``mx.nd.multi_sum_sq`` (one (n,) result for n arrays, a plain loop per array on
 the CPU) flags every non-finite array; only a flagged array is then copied to
 numpy, to tell a real NaN / infinity from a sum of squares that overflowed
-float32 (finite values above ~1e19), which is not reported. On mnet's 470
-outputs, gradients, parameters and auxiliary states (1.4 M values) it adds
-1.6 % to a batch of 4 on 2 CPU cores (``bench/train.py``: 0.463 against
-0.454 s per iteration, medians of 3 runs). MXNet's ``multi_all_finite``, made
-for this, took 4.4 against 0.44 ms for mnet's gradients on the CPU (its kernel
-visits max(size) x count elements) and crashes the process given more than
-200 arrays (a fixed-size kernel parameter).
+float32 (finite values above ~1e19), which is not reported. Its cost is a small
+fraction of a training step (``bench/train.py`` measures it; docs/benchmarks.md).
+MXNet's ``multi_all_finite``, made for this, is slower on the CPU (its kernel
+visits max(size) x count elements) and crashes the process given more than 200
+arrays (a fixed-size kernel parameter).
 """
 import numpy as np
 

@@ -69,13 +69,13 @@ from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
 from mtcnn.predictor import LANDMARK_PARAM
 from mtcnn.symbol import INPUT_SIZE, get_symbol
 from rcnn.contract import anchors_to_json, recorded_anchors
-from rcnn.core.checkpoint import load_param_file, params_path
+from rcnn.core.checkpoint import load_checkpoint, load_param_file, params_path
 from rcnn.deploy import ort
 from rcnn.fileio import atomic_path
 
 __all__ = ['OPSET', 'RTOL', 'ATOL', 'ExportError', 'VerificationError', 'InputSpec', 'ExportResult',
            'retinaface_spec', 'mtcnn_spec', 'prepare_symbol', 'convert', 'verify', 'random_inputs',
-           'export', 'export_retinaface', 'export_mtcnn', 'load_retinaface', 'load_mtcnn', 'check_output']
+           'export', 'export_retinaface', 'export_mtcnn', 'load_mtcnn', 'check_output']
 
 logger = logging.getLogger(__name__)
 
@@ -546,20 +546,6 @@ def export(symbol, arg_params, aux_params, output, spec, model_name='', source='
     return ExportResult(os.fspath(output), OPSET, input_shape, list(errors), errors, checked, notes)
 
 
-def load_retinaface(prefix, epoch):
-    """(symbol, arg_params, aux_params) of ``PREFIX-symbol.json`` and ``PREFIX-%04d.params``.
-
-    Raises:
-        FileNotFoundError naming the missing file.
-    """
-    symbol_file = '%s-symbol.json' % prefix
-    if not os.path.isfile(symbol_file):
-        raise FileNotFoundError('RetinaFace symbol not found: %s' % symbol_file)
-    params_file = params_path(prefix, epoch)
-    arg_params, aux_params = load_param_file(params_file)
-    return mx.sym.load(symbol_file), arg_params, aux_params
-
-
 def load_mtcnn(net, params):
     """(symbol, arg_params, aux_params): the stock test symbol of ``net`` and the weights of ``params``.
 
@@ -579,7 +565,7 @@ def load_mtcnn(net, params):
 def export_retinaface(prefix, epoch, output, static_shape=None, overwrite=False, **kwargs):
     """Export a RetinaFace checkpoint (deploy symbol); ``kwargs`` go to ``export``."""
     check_output(output, overwrite)
-    symbol, arg_params, aux_params = load_retinaface(prefix, epoch)
+    symbol, arg_params, aux_params = load_checkpoint(prefix, epoch)
     source = '%s-symbol.json, %s' % (os.path.basename(prefix), os.path.basename(params_path(prefix, epoch)))
     return export(symbol, arg_params, aux_params, output, retinaface_spec(static_shape), 'retinaface', source,
                   overwrite, **kwargs)

@@ -32,7 +32,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-__all__ = ['read_image', 'image_size', 'exif_orientation', 'MAX_MEGAPIXELS', 'check_megapixels', 'check_image',
+__all__ = ['read_image', 'image_size', 'exif_orientation', 'MAX_MEGAPIXELS', 'check_megapixels', 'input_shape',
+           'check_scales', 'check_image',
            'load_image', 'crop_image', 'get_crop_image1', 'color_aug', 'brightness_aug', 'contrast_aug',
            'saturation_aug', 'transform']
 
@@ -150,6 +151,42 @@ def check_megapixels(value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
         raise ValueError('max_megapixels must be a finite number > 0, got %r' % (value,))
     return float(value)
+
+
+def input_shape(height, width, scale, nocrop=False):
+    """(H, W) of the network input for an image of ``height`` x ``width`` pixels at ``scale``
+    (cv2.resize rounds to the nearest pixel; ``nocrop`` pads to multiples of 32)."""
+    if scale != 1.0:
+        height, width = int(round(height * scale)), int(round(width * scale))
+    if nocrop:
+        height, width = -(-height // 32) * 32, -(-width // 32) * 32
+    return height, width
+
+
+def check_scales(height, width, scales, max_megapixels=MAX_MEGAPIXELS, nocrop=False):
+    """``scales`` as a list of floats, checked for an image of ``height`` x ``width`` pixels.
+
+    Raises:
+        ValueError: ``scales`` is not a non-empty list of finite numbers > 0, or a scale
+            gives an empty network input or one above ``max_megapixels`` (``input_shape``).
+    """
+    try:
+        scales = list(scales)
+    except TypeError:
+        scales = None
+    if not scales or not all(isinstance(s, numbers.Real) and not isinstance(s, bool) and math.isfinite(s) and s > 0
+                             for s in scales):
+        raise ValueError('scales must be a non-empty list of finite numbers > 0, got %r' % (scales,))
+    for scale in scales:
+        out_height, out_width = input_shape(height, width, scale, nocrop)
+        if min(out_height, out_width) < 1:
+            raise ValueError('scale %g turns the %dx%d image into an empty network input' % (scale, width, height))
+        if out_height * out_width > max_megapixels * 1e6:
+            raise ValueError('scale %g turns the %dx%d image into a %dx%d network input (%.1f megapixels), above '
+                             'the limit of %g megapixels (RetinaFace max_megapixels, detect.py --max-megapixels)'
+                             % (scale, width, height, out_width, out_height, out_height * out_width / 1e6,
+                                max_megapixels))
+    return [float(s) for s in scales]
 
 
 def check_image(img, caller):

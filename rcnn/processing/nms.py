@@ -14,11 +14,10 @@ def cpu_nms_wrapper(thresh):
 
 
 def gpu_nms_wrapper(thresh, device_id):
-    """The original's GPU NMS entry point.
+    """Compatibility: the original's GPU NMS entry point, for scripts that call it.
 
     This port ships no CUDA NMS kernel (NMS is a small fraction of detection time),
-    so it warns once and returns the CPU NMS, which gives identical results.
+    so it warns and returns the CPU NMS, which gives identical results.
     """
     logger.warning('no CUDA NMS is built; using cpu_nms instead of gpu_nms on device %d', device_id)
     return cpu_nms_wrapper(thresh)
-
