@@ -30,8 +30,10 @@ from rcnn.io.image import MAX_MEGAPIXELS, check_scales, image_size, read_image
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
-def parse_args(argv=None):
-    """Checked arguments and the image list; ``args.gpu`` is the chosen device (-1: the CPU)."""
+def parse_args(argv=None, load=None):
+    """Checked arguments and the image list; ``args.gpu`` is the chosen device (-1: the CPU; its
+    threads yield to the ``load`` of other processes, a ``rcnn.runtime.CpuLoad``: detect.py is
+    often one of several such processes)."""
     parser = argparse.ArgumentParser(description='Detect faces with a RetinaFace model.')
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument('--prefix', help='checkpoint prefix (PREFIX-symbol.json, PREFIX-EPOCH.params)')
@@ -65,7 +67,7 @@ def parse_args(argv=None):
         cli.check_output_file(parser, args.json, '--json')
     check_outputs_keep_inputs(parser, images, args.output, args.json)
     check_sizes(parser, images, args.scales, args.max_megapixels)
-    args.gpu = cli.choose_device(parser, args.gpu) if args.prefix is not None else -1
+    args.gpu = cli.choose_device(parser, args.gpu, load=load) if args.prefix is not None else -1
     return args, images
 
 
@@ -140,9 +142,9 @@ def faces_json(det, landmarks):
 
 
 def main(argv=None):
-    runtime.prepare_openmp()  # before MXNet loads
+    load = runtime.prepare_openmp()  # before MXNet loads
     cli.setup_logging()
-    args, images = parse_args(argv)
+    args, images = parse_args(argv, load)
     detector = load_detector(args)
     os.makedirs(args.output, exist_ok=True)
     results, failed = [], []

@@ -21,23 +21,29 @@ import sys
 import time
 import warnings
 
-import mxnet as mx
-import numpy as np
+if __name__ == '__main__':
+    # OpenMP reads its settings when MXNet loads it: set them, and start measuring the CPUs
+    # other processes take, before the imports below (rcnn.runtime).
+    from rcnn.runtime import prepare_openmp
+    _LOAD = prepare_openmp()
 
-from rcnn.cli import (check_writable_dir, increasing_epochs, int_at_least, int_list, non_negative_float,
-                      positive_float, setup_logging)
-from rcnn.config import DEFAULT_DATASET, DEFAULT_NETWORK, get_config
-from rcnn.contract import ANCHOR_PRESETS
-from rcnn.core.checkpoint import (CheckpointError, load_optimizer_states, load_params, params_digest, params_path,
-                                  save_checkpoint, states_path)
-from rcnn.core.finite import ModuleCheck, NonFiniteError, describe
-from rcnn.core.loader import CropLoader
-from rcnn.core.metric import Speedometer, format_value, get_train_metrics, name_values
-from rcnn.core.schedule import MultiFactorStepScheduler, lr_schedule
-from rcnn.dataset.retinaface import retinaface
-from rcnn import runtime
-from rcnn.runtime import DeviceError, choose_gpus
-from rcnn.symbol import NETWORKS, get_fixed_params, get_symbol_test, get_symbol_train
+import mxnet as mx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rcnn import runtime  # noqa: E402
+from rcnn.cli import (  # noqa: E402
+    check_writable_dir, increasing_epochs, int_at_least, int_list, non_negative_float, positive_float, setup_logging)
+from rcnn.config import DEFAULT_DATASET, DEFAULT_NETWORK, get_config  # noqa: E402
+from rcnn.contract import ANCHOR_PRESETS  # noqa: E402
+from rcnn.core.checkpoint import (  # noqa: E402
+    CheckpointError, load_optimizer_states, load_params, params_digest, params_path, save_checkpoint, states_path)
+from rcnn.core.finite import ModuleCheck, NonFiniteError, describe  # noqa: E402
+from rcnn.core.loader import CropLoader  # noqa: E402
+from rcnn.core.metric import Speedometer, format_value, get_train_metrics, name_values  # noqa: E402
+from rcnn.core.schedule import MultiFactorStepScheduler, lr_schedule  # noqa: E402
+from rcnn.dataset.retinaface import retinaface  # noqa: E402
+from rcnn.runtime import DeviceError, choose_gpus  # noqa: E402
+from rcnn.symbol import NETWORKS, get_fixed_params, get_symbol_test, get_symbol_train  # noqa: E402
 
 logger = logging.getLogger('train')
 
@@ -377,9 +383,10 @@ def _fit(args, cfg, ctx, kv, sym, loader, distributed, is_chief):
     return 0
 
 
-def main(argv=None):
-    """Exit status: see the module docstring."""
-    load = runtime.CpuLoad()
+def main(argv=None, load=None):
+    """Exit status: see the module docstring. ``load``: a ``rcnn.runtime.CpuLoad`` started
+    as early as possible (the command line's, before MXNet loads), else one started now."""
+    load = load or runtime.CpuLoad()
     setup_logging()
     args = parse_args(argv)
     logger.info('called with %s', vars(args))
@@ -390,4 +397,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(main(load=_LOAD))

@@ -20,9 +20,10 @@ engine is chosen once per process):
 
 - default: MXNet's threaded engine, OMP_NUM_THREADS and MXNET_ENGINE_TYPE
   unset (on 2 cores operators get one OpenMP thread); the original runs this way;
-- configured: ``rcnn.runtime.configure_cpu_inference``, called as the MTCNN
-  command lines call it (naive engine, one OpenMP thread per CPU for oneDNN;
-  MXNet's own kernels keep the thread count chosen at import);
+- configured: as the MTCNN command lines run (``rcnn.runtime``: the spin count
+  of ``prepare_openmp`` set before the child starts, then
+  ``configure_cpu_inference``: naive engine, one OpenMP thread per CPU for
+  oneDNN; MXNet's own kernels keep the thread count chosen at import);
 - naive-env: MXNET_ENGINE_TYPE=NaiveEngine and OMP_NUM_THREADS=<CPUs> set
   before the child starts, so MXNet's own kernels (the stock PReLU of orig.)
   use every CPU too.
@@ -66,7 +67,7 @@ from mtcnn.predictor import Predictor, load_net  # noqa: E402
 from mtcnn.symbol import get_symbol  # noqa: E402
 from rcnn.core.checkpoint import load_param_file  # noqa: E402
 from rcnn.core.executor import ShapeCachedExecutor  # noqa: E402
-from rcnn.runtime import configure_cpu_inference, usable_cpus  # noqa: E402
+from rcnn.runtime import SPIN_COUNT, configure_cpu_inference, usable_cpus  # noqa: E402
 
 IMAGES = ('test01', 't4', 't6')
 CANONICAL_IMAGES = ('test01', 't4', 't6', 't1')
@@ -190,7 +191,10 @@ def measure(detector, timed, img, repeat):
 
 def runtime_environment(runtime):
     """The child's environment: MXNet's defaults, except what ``runtime`` sets before start."""
-    env = {k: v for k, v in os.environ.items() if k not in ('MXNET_ENGINE_TYPE', 'OMP_NUM_THREADS')}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('MXNET_ENGINE_TYPE', 'OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT')}
+    if runtime == 'configured':
+        env['GOMP_SPINCOUNT'] = SPIN_COUNT
     if runtime == 'naive-env':
         env.update(MXNET_ENGINE_TYPE='NaiveEngine', OMP_NUM_THREADS=str(usable_cpus()))
     return env

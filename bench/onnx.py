@@ -7,10 +7,11 @@ The released mnet.25 and the three MTCNN nets are exported to ONNX first
 its own child process, in alternating rounds (MXNet, onnxruntime, MXNet, ...; one
 process's leftover threads never slow the other's measurements):
 
-- mxnet: ``rcnn.runtime.configure_cpu_inference()`` first, as our detection
-  commands run it (naive engine, one OpenMP thread per CPU). mnet.25 is a bound
-  executor per input shape (input copied in, forward, every output read back, as
-  ``RetinaFace`` runs it); the MTCNN nets are the detector's
+- mxnet: as our detection commands run it (``GOMP_SPINCOUNT`` set before the
+  child starts, then ``rcnn.runtime.configure_cpu_inference()``: naive engine,
+  one OpenMP thread per CPU). mnet.25 is ``RetinaFace``'s forward
+  (``rcnn.core.executor.ShapeCachedExecutor``: input copied in, forward, every
+  output read back); the MTCNN nets are the detector's
   (``mtcnn.predictor.load_net``: oneDNN form, crops in chunks of 32).
 - onnxruntime: ``rcnn.deploy.ort.OnnxForward`` with its defaults (sequential
   execution, one intra-op thread per CPU, spinning off); the crops in one batch.
@@ -71,30 +72,16 @@ def case_input(shared, model, image, feed):
     return np.ascontiguousarray(((np.stack(images).astype(np.float32) - 127.5) * 0.0078125).transpose(0, 3, 1, 2))
 
 
-def mnet_forward(model, shape):
-    """mnet.25 on inputs of ``shape`` as RetinaFace runs it: a bound executor, input copied in,
-    forward, every output read back. ``model`` is (symbol, arg_params, aux_params)."""
-    symbol, arg_params, aux_params = model
-    args = {n: arg_params[n] for n in symbol.list_arguments() if n != 'data'}
-    aux = {n: aux_params[n] for n in symbol.list_auxiliary_states()}
-    executor = symbol.bind(mx.cpu(), dict(args, data=mx.nd.zeros(shape)), aux_states=aux, grad_req='null')
-
-    def forward(batch):
-        executor.arg_dict['data'][:] = batch
-        return [out.asnumpy() for out in executor.forward(is_train=False)]
-    return forward
-
-
 def forwards(name, shared, models):
     """{case label: callable(data) -> outputs} of runtime ``name``."""
     if name == 'mxnet':
         runtime.configure_cpu_inference()
         from mtcnn.predictor import load_net
         from rcnn.core.checkpoint import load_checkpoint
-        mnet = load_checkpoint(os.path.join(shared, MNET), 0)
+        from rcnn.core.executor import ShapeCachedExecutor
         nets = {net: load_net(net, os.path.join(shared, MTCNN % net)) for net in ('pnet', 'rnet', 'onet')}
-        return {label: mnet_forward(mnet, case_input(shared, model, image, feed).shape) if model == 'mnet'
-                else nets[model] for label, model, image, feed in CASES}
+        nets['mnet'] = ShapeCachedExecutor(*load_checkpoint(os.path.join(shared, MNET), 0))  # as RetinaFace runs it
+        return {label: nets[model] for label, model, _, _ in CASES}
     from rcnn.deploy.ort import OnnxForward
     sessions = {model: OnnxForward(os.path.join(models, model + '.onnx')) for _, model, _, _ in CASES}
     return {label: sessions[model] for label, model, _, _ in CASES}
@@ -127,7 +114,9 @@ def export_models(shared, folder):
 def run_child(name, repeat, shared, models):
     command = [sys.executable, os.path.abspath(__file__), '--runtime', name, '--repeat', str(repeat),
                '--shared', shared, '--models', models]
-    result = subprocess.run(command, capture_output=True, text=True)
+    # The MXNet child starts with the spin count the commands set before MXNet loads.
+    env = dict(os.environ, GOMP_SPINCOUNT=runtime.SPIN_COUNT) if name == 'mxnet' else None
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode:
         sys.exit('the %s run failed:\n%s' % (name, result.stderr))
     return json.loads(result.stdout.splitlines()[-1])

@@ -23,6 +23,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import train  # noqa: E402
+from rcnn import runtime  # noqa: E402
 from rcnn.config import get_config  # noqa: E402
 from rcnn.core.finite import ModuleCheck  # noqa: E402
 from rcnn.core.loader import CropLoader  # noqa: E402
@@ -41,7 +42,9 @@ def loop_seconds(args, iterations, prefix):
 
 
 def bare_seconds(args, iterations):
-    """Median s per iteration: (forward-backward + update + metric, the same with the check)."""
+    """Median s per iteration: (forward-backward + update + metric, the same with the check),
+    in the CPU runtime train.py chooses (``rcnn.runtime.configure_cpu_training``)."""
+    runtime.configure_cpu_training(runtime.CpuLoad())
     cfg, _ = get_config('mnet', 'retinaface')
     roidb = retinaface('train', '', args.data, cfg).gt_roidb()
     sym = get_symbol_train('mnet', cfg)

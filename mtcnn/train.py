@@ -21,20 +21,26 @@ import logging
 import os
 import time
 
-import mxnet as mx
-import numpy as np
+if __name__ == '__main__':
+    # OpenMP reads its settings when MXNet loads it: set them, and start measuring the CPUs
+    # other processes take, before the imports below (rcnn.runtime).
+    from rcnn.runtime import prepare_openmp
+    _LOAD = prepare_openmp()
 
-from mtcnn.loader import ImageListIter, read_sample_list
-from mtcnn.metric import metrics
-from mtcnn.symbol import INPUT_SIZE, get_symbol
-from rcnn.cli import (check_writable_dir, increasing_epochs, int_at_least, int_list, non_negative_float,
-                      positive_float, setup_logging)
-from rcnn.core.checkpoint import CheckpointError, load_param_file
-from rcnn.core.finite import ModuleCheck, NonFiniteError, check_finite, describe
-from rcnn.core.metric import Speedometer, format_value, name_values
-from rcnn.fileio import atomic_path
-from rcnn import runtime
-from rcnn.runtime import DeviceError, choose_gpus
+import mxnet as mx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mtcnn.loader import ImageListIter, read_sample_list  # noqa: E402
+from mtcnn.metric import metrics  # noqa: E402
+from mtcnn.symbol import INPUT_SIZE, get_symbol  # noqa: E402
+from rcnn import runtime  # noqa: E402
+from rcnn.cli import (  # noqa: E402
+    check_writable_dir, increasing_epochs, int_at_least, int_list, non_negative_float, positive_float, setup_logging)
+from rcnn.core.checkpoint import CheckpointError, load_param_file  # noqa: E402
+from rcnn.core.finite import ModuleCheck, NonFiniteError, check_finite, describe  # noqa: E402
+from rcnn.core.metric import Speedometer, format_value, name_values  # noqa: E402
+from rcnn.fileio import atomic_path  # noqa: E402
+from rcnn.runtime import DeviceError, choose_gpus  # noqa: E402
 
 __all__ = ['train_net', 'init_params', 'save_checkpoint', 'main']
 
@@ -213,8 +219,10 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    load = runtime.CpuLoad()
+def main(argv=None, load=None):
+    """``load``: a ``rcnn.runtime.CpuLoad`` started before MXNet loaded (the command line's), else
+    one started now."""
+    load = load or runtime.CpuLoad()
     setup_logging()
     args = parse_args(argv)
     ctx = [mx.gpu(i) for i in args.gpus] or [mx.cpu()]
@@ -233,4 +241,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    main(load=_LOAD)

@@ -1,4 +1,4 @@
-"""Atomic file output: write to a temporary file beside the target, then rename.
+"""Atomic file output (write to a temporary file beside the target, then rename), and file digests.
 
 A reader never sees a half-written checkpoint, result file or label list, and an
 interrupted run leaves either the old file or the new one. Files get the usual
@@ -10,6 +10,7 @@ same target removes those of this host whose writer process is gone. Temporary
 files of a live writer or of another host (a shared folder) are left alone.
 """
 import contextlib
+import hashlib
 import os
 import re
 import socket
@@ -83,3 +84,12 @@ def atomic_open(path, mode='w', **kwargs):
             yield f
             f.flush()
             os.fsync(f.fileno())
+
+
+def file_digest(path, algorithm='sha256'):
+    """Hex digest of the file ``path`` (``hashlib`` algorithm name), read in 1 MiB blocks."""
+    digest = hashlib.new(algorithm)
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()

@@ -122,12 +122,16 @@ def _threads(parts, load):
     return threads
 
 
-def _configure(engine, parts, load, what):
-    """Engine (None: MXNet's) and OpenMP threads; see configure_cpu_inference."""
+def _configure(engine, parts, load, what, naive_on_one_thread=True):
+    """Engine (None: MXNet's) and OpenMP threads; see configure_cpu_inference. With
+    ``naive_on_one_thread`` False, one thread leaves the engine to MXNet."""
     import mxnet as mx
     if not _ours():
         logger.info('%s runtime: MXNet defaults (%s=mxnet)', what, RUNTIME_VARIABLE)
         return None, None
+    threads = None if 'OMP_NUM_THREADS' in os.environ else _threads(parts, load)
+    if threads == 1 and not naive_on_one_thread:
+        engine = None
     if engine is not None and 'MXNET_ENGINE_TYPE' not in os.environ:
         os.environ['MXNET_ENGINE_TYPE'] = engine
         try:
@@ -136,9 +140,7 @@ def _configure(engine, parts, load, what):
             del os.environ['MXNET_ENGINE_TYPE']
     else:
         engine = None
-    threads = None
-    if 'OMP_NUM_THREADS' not in os.environ:
-        threads = _threads(parts, load)
+    if threads is not None:
         mx.base.check_call(mx.base._LIB.MXSetNumOMPThreads(ctypes.c_int(threads)))
     logger.info('%s runtime: engine %s, OpenMP threads %s, spin count %s', what,
                 engine or 'MXNET_ENGINE_TYPE=%s' % os.environ.get('MXNET_ENGINE_TYPE', "MXNet's default"),
@@ -164,9 +166,10 @@ def configure_cpu_inference(parts=1, load=None):
 
 def configure_cpu_training(load, single_context=True):
     """The runtime of a training process on the CPU: as ``configure_cpu_inference`` with the
-    threads capped by ``load``; the naive engine only for one context (with several, the
-    threaded engine overlaps them). Returns (engine, threads) likewise."""
-    return _configure(ENGINE if single_context else None, 1, load, 'MXNet CPU training')
+    threads capped by ``load``. The naive engine only for one context and several threads: with
+    several contexts, or one thread (a busy machine), MXNet's threaded engine overlaps them, or
+    the step with the Python loop. Returns (engine, threads) likewise."""
+    return _configure(ENGINE if single_context else None, 1, load, 'MXNet CPU training', naive_on_one_thread=False)
 
 
 class DeviceError(ValueError):

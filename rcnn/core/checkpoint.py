@@ -20,7 +20,7 @@ import mxnet as mx
 import numpy as np
 
 from rcnn.core.finite import check_finite
-from rcnn.fileio import atomic_open, atomic_path
+from rcnn.fileio import atomic_open, atomic_path, file_digest
 
 __all__ = ['symbol_path', 'STATES_FORMAT', 'CheckpointError', 'params_path', 'states_path', 'states_meta_path', 'save_checkpoint',
            'load_param_file', 'load_params', 'load_symbol', 'load_checkpoint', 'params_digest', 'load_optimizer_states']
@@ -158,14 +158,6 @@ def params_digest(arg_params, aux_params):
     return digest.hexdigest()
 
 
-def _file_md5(path):
-    digest = hashlib.md5()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _updater(module):
     """(Updater, {parameter name: [keys]}) holding a Module's optimizer state.
 
@@ -212,7 +204,7 @@ def _write_states(path, arrays, optimizer, digest):
     with atomic_path(path) as tmp:
         mx.nd.save(tmp, arrays)
     meta = {'format': STATES_FORMAT, 'optimizer': type(optimizer).__name__, 'num_update': int(optimizer.num_update),
-            'params_digest': digest, 'states_md5': _file_md5(path)}
+            'params_digest': digest, 'states_md5': file_digest(path, 'md5')}
     with atomic_open(path + '.json') as f:
         json.dump(meta, f, indent=1)
 
@@ -264,7 +256,7 @@ def load_optimizer_states(module, path, digest):
     meta = _read_meta(meta_path)
     if not os.path.isfile(path):
         raise CheckpointError('%s describes optimizer state, but %s is missing' % (meta_path, path))
-    if _file_md5(path) != meta['states_md5']:
+    if file_digest(path, 'md5') != meta['states_md5']:
         raise CheckpointError('%s is not the file %s describes (its MD5 differs: truncated, corrupt or from '
                               'another save); remove both to resume with the momentum restarted' % (path, meta_path))
     if digest != meta['params_digest']:

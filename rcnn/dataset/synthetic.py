@@ -56,7 +56,6 @@ so a run that was stopped can be run again.
 """
 import argparse
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -71,7 +70,7 @@ from tqdm import tqdm
 
 from rcnn.cli import check_writable_dir, setup_logging
 from rcnn.dataset.label_file import LabelRecord, write_label_file
-from rcnn.fileio import atomic_open, atomic_path
+from rcnn.fileio import atomic_open, atomic_path, file_digest
 from rcnn.processing.box_ops import pairwise_overlap
 
 logger = logging.getLogger(__name__)
@@ -638,14 +637,6 @@ def _camera(rng, img):
     return img
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _generate_one(task):
     """Worker: render, write the JPEG atomically; returns the annotations (no pixels) and the file's SHA-256."""
     root, seed, split, index = task
@@ -653,7 +644,7 @@ def _generate_one(task):
     with atomic_path(os.path.join(root, split, 'images', sample.path)) as tmp:
         if not cv2.imwrite(tmp, sample.image, [cv2.IMWRITE_JPEG_QUALITY, sample.jpeg_quality]):
             raise IOError('could not write %s' % tmp)
-        digest = _sha256(tmp)
+        digest = file_digest(tmp)
     sample.image = None  # do not ship pixels back to the parent
     return sample, digest
 
@@ -730,7 +721,7 @@ class _Manifest:
                 raise OutputConflict('refusing to replace %s: this generator did not write it (not listed in %s); '
                                      'give --output a fresh folder' % (path, self.path))
             if os.path.islink(path) or not os.path.isfile(path) or \
-                    self.files[rel] is not None and _sha256(path) != self.files[rel]:
+                    self.files[rel] is not None and file_digest(path) != self.files[rel]:
                 raise OutputConflict('refusing to replace %s: it changed since this generator wrote it '
                                      '(its checksum differs from %s); move it away or give --output a fresh folder'
                                      % (path, self.path))
@@ -744,7 +735,7 @@ class _Manifest:
             f.write('\n')
 
     def record_files(self, relpaths):
-        self.record({rel: _sha256(os.path.join(self.root, rel)) for rel in relpaths})
+        self.record({rel: file_digest(os.path.join(self.root, rel)) for rel in relpaths})
 
 
 def _label_records(samples, with_faces):
