@@ -71,6 +71,7 @@ import numpy as np
 
 from mtcnn.symbol import INPUT_SIZE, get_symbol
 from mtcnn.torchfile import TorchFileError, load_state_dict
+from rcnn.cli import setup_logging
 from rcnn.fileio import atomic_path
 
 __all__ = ['NETS', 'WHEEL_DATA', 'read_facenet', 'convert_net', 'convert_facenet', 'output_paths', 'save_params',
@@ -223,7 +224,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     parser, args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    setup_logging()
     try:
         converted = convert_facenet(args.facenet)
     except (FileNotFoundError, ValueError) as error:

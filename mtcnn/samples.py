@@ -29,6 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mtcnn.boxes import iou, square
+from rcnn.contract import LANDMARK_FLIP_ORDER as FLIP_ORDER  # the same five points
 from rcnn.dataset.label_file import read_label_file
 from rcnn.fileio import atomic_open
 from rcnn.io.image import read_image
@@ -39,7 +40,6 @@ __all__ = ['Annotation', 'load_annotations', 'SampleWriter', 'box_offsets', 'cla
 
 LABELS = {'positive': 1, 'negative': 0, 'part': -1, 'landmark': -2}
 NEG_IOU, PART_IOU, POS_IOU = 0.3, 0.4, 0.65
-FLIP_ORDER = [1, 0, 2, 4, 3]  # eyes and mouth corners swap places in a mirror image
 ROTATION_DEG = 5.0
 
 logger = logging.getLogger(__name__)
