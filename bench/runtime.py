@@ -169,8 +169,8 @@ def main(argv=None):
     root = tempfile.mkdtemp(prefix='bench_runtime_')
     try:
         work = Workload(root, args.shared)
-        print('%d usable CPUs, load average %s at the start' % (usable_cpus(), ' '.join('%.2f' % v for v in
-                                                                                       os.getloadavg())))
+        load = ' '.join('%.2f' % v for v in os.getloadavg())
+        print('%d usable CPUs, load average %s at the start' % (usable_cpus(), load))
         medians = {}
         for row in rows:
             for condition in conditions:

@@ -14,9 +14,9 @@ import os
 import sys
 
 __all__ = ['LOG_FORMAT', 'setup_logging', 'positive_float', 'non_negative_float', 'probability', 'int_list',
-           'increasing_epochs', 'probability_list', 'gpu_id', 'int_at_least', 'check_writable_dir', 'check_existing_dir', 'check_existing_file',
-           'check_output_file', 'check_checkpoint', 'check_listed_images', 'choose_device', 'exit_error',
-           'input_errors', 'model_load_errors']
+           'increasing_epochs', 'probability_list', 'gpu_id', 'int_at_least', 'check_writable_dir',
+           'check_existing_dir', 'check_existing_file', 'check_output_file', 'check_checkpoint', 'check_listed_images',
+           'choose_device', 'exit_error', 'input_errors', 'model_load_errors']
 
 LOG_FORMAT = '%(asctime)s %(levelname)s %(name)s: %(message)s'
 

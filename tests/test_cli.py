@@ -71,7 +71,6 @@ def test_device_choice_with_gpus(monkeypatch):
         runtime.choose_gpu(2)
 
 
-
 def test_more_argument_types_and_file_checks(tmp_path, capsys):
     assert parse(cli.int_at_least(12), '12') == 12
     for text in ('11', '1.5', 'x'):

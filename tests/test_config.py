@@ -41,7 +41,8 @@ def test_spec_defaults():
     assert (config.FACE_LANDMARK, config.LR_MODE, config.COLOR_MODE, config.COLOR_JITTERING) == (True, 0, 2, 0.125)
     assert (config.LANDMARK_LR_MULT, config.CONTEXT_FILTER_RATIO) == (2.0, 1)
     assert config.RPN_ANCHOR_CFG['8']['SCALES'] == (2, 1)
-    assert (default.frequent, default.kvstore, default.prefix, default.end_epoch) == (20, 'device', 'model/retinaface', 10000)
+    assert (default.frequent, default.kvstore, default.prefix, default.end_epoch) == \
+        (20, 'device', 'model/retinaface', 10000)
     assert (default.root_path, default.dataset_path, default.image_set, default.test_image_set) == \
         ('data', 'data/retinaface', 'train', 'val')
 

@@ -313,7 +313,8 @@ def test_missing_gpu_is_a_one_line_error(tmp_path, monkeypatch):
 def test_corrupt_symbol_files_are_named(tmp_path):
     prefix = toy_checkpoint(str(tmp_path / 'toy'), [32, 16, 8], [0, 0, 0])
     symbol = open(prefix + '-symbol.json', 'rb').read()
-    for content, message in ((symbol[:len(symbol) // 2], r'toy-symbol.json:\d+:\d+: not a valid symbol file \(truncated\?\)'),
+    truncated = r'toy-symbol.json:\d+:\d+: not a valid symbol file \(truncated\?\)'
+    for content, message in ((symbol[:len(symbol) // 2], truncated),
                              (b'\x00\xff' * 50, 'toy-symbol.json: not a symbol file'),
                              (b'[1, 2]', 'toy-symbol.json: not an MXNet symbol'),
                              (symbol.replace(b'"op": "Pooling"', b'"op": "NoSuchOperator"'),

@@ -154,7 +154,8 @@ def test_released_model_cpu_mode0_writes_results_and_evaluates(tmp_path):
     root = make_dataset(tmp_path / 'data')
     out, gt_dir = tmp_path / 'out', tmp_path / 'gt'
     images = [(name, [[100, 100, 50, 60]]) for name in NAMES]
-    write_ground_truth(gt_dir, [(EVENT, images)], {s: {(EVENT, n): [1] for n in NAMES} for s in ('easy', 'medium', 'hard')})
+    keep = {s: {(EVENT, n): [1] for n in NAMES} for s in ('easy', 'medium', 'hard')}
+    write_ground_truth(gt_dir, [(EVENT, images)], keep)
     cmd = [sys.executable, str(REPO / 'test_widerface.py'), '--prefix', str(prefix), '--epoch', '0',
            '--network', 'net3', '--gpu', '-1', '--mode', '0', '--dataset-path', str(root),
            '--image-set', 'val', '--output', str(out), '--gt', str(gt_dir)]

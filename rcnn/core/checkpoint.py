@@ -22,8 +22,9 @@ import numpy as np
 from rcnn.core.finite import check_finite
 from rcnn.fileio import atomic_open, atomic_path, file_digest
 
-__all__ = ['symbol_path', 'STATES_FORMAT', 'CheckpointError', 'params_path', 'states_path', 'states_meta_path', 'save_checkpoint',
-           'load_param_file', 'load_params', 'load_symbol', 'load_checkpoint', 'params_digest', 'load_optimizer_states']
+__all__ = ['STATES_FORMAT', 'CheckpointError', 'symbol_path', 'params_path', 'states_path', 'states_meta_path',
+           'save_checkpoint', 'load_param_file', 'load_params', 'load_symbol', 'load_checkpoint', 'params_digest',
+           'load_optimizer_states']
 
 logger = logging.getLogger(__name__)
 

@@ -386,7 +386,8 @@ def main(argv=None):
     setup_logging()
     parser = argparse.ArgumentParser(description='WIDER FACE val easy/medium/hard AP (official protocol)')
     parser.add_argument('--pred', required=True, help='prediction folder: <pred>/<event>/<image>.txt')
-    parser.add_argument('--gt', required=True, help='folder with wider_face_val.mat and wider_{easy,medium,hard}_val.mat')
+    parser.add_argument('--gt', required=True,
+                        help='folder with wider_face_val.mat and wider_{easy,medium,hard}_val.mat')
     parser.add_argument('--iou-thresh', type=probability, default=0.5, help='IoU for a match')
     parser.add_argument('--out-dir', default=None,
                         help='where to write widerface_eval.json and widerface_pr.png (default: --pred)')
