@@ -15,7 +15,7 @@ BENCHES = sorted(p.name for p in (REPO / 'bench').glob('*.py'))
 
 
 def test_every_benchmark_is_listed():
-    assert {'core.py', 'detect.py', 'evaluate.py', 'loader.py', 'mtcnn.py', 'onnx.py', 'synthetic.py',
+    assert {'core.py', 'detect.py', 'evaluate.py', 'loader.py', 'mtcnn.py', 'deploy.py', 'synthetic.py',
             'train.py'} <= set(BENCHES)
 
 
@@ -84,7 +84,7 @@ def test_mtcnn_benchmark_prints_its_table(tmp_path):
 
 def test_onnx_benchmark_prints_its_table():
     shared = require_shared('assets/models/retinaface-mnet025/mnet.25-symbol.json').parents[3]
-    command = [sys.executable, 'bench/onnx.py', '--repeat', '1', '--rounds', '1', '--shared', str(shared)]
+    command = [sys.executable, 'bench/deploy.py', '--repeat', '1', '--rounds', '1', '--shared', str(shared)]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     rows = [row.split() for row in result.stdout.splitlines()[3:]]

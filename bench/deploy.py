@@ -1,6 +1,6 @@
 """Bare network forward on MXNet against onnxruntime, same nets, same inputs.
 
-    python bench/onnx.py [--repeat 10] [--rounds 4] [--shared ../shared]
+    python bench/deploy.py [--repeat 10] [--rounds 4] [--shared ../shared]
 
 The released mnet.25 and the three MTCNN nets are exported to ONNX first
 (``rcnn.deploy.onnx_export``, into a temporary folder). Each runtime then runs in
@@ -32,14 +32,14 @@ import sys
 import tempfile
 import time
 
-# This file is named onnx.py: with its folder first on the path (Python puts it there),
-# ``import onnx`` (MXNet's import runs one) would import this script instead of the package.
-sys.path[0] = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 import cv2  # noqa: E402
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mtcnn.detector import transform  # noqa: E402
+from mtcnn.symbol import INPUT_SIZE  # noqa: E402
 from rcnn import runtime  # noqa: E402
 from rcnn.runtime import usable_cpus  # noqa: E402
 
@@ -50,7 +50,6 @@ MTCNN = os.path.join('assets', 'models', 'mtcnn-mxnet', '%s-0016.params')
 CASES = (('mnet.25 t4', 'mnet', 't4', 'image'), ('mnet.25 t6', 'mnet', 't6', 'image'),
          ('mnet.25 t1', 'mnet', 't1', 'image'), ('pnet test01', 'pnet', 'test01', 0.5),
          ('rnet 128 crops', 'rnet', 'test01', 128), ('onet 32 crops', 'onet', 'test01', 32))
-CROP_SIZE = {'rnet': 24, 'onet': 48}
 
 
 def case_input(shared, model, image, feed):
@@ -68,8 +67,8 @@ def case_input(shared, model, image, feed):
         for _ in range(feed):
             side = rng.randint(24, min(img.shape[:2]) // 2)
             y, x = rng.randint(0, img.shape[0] - side), rng.randint(0, img.shape[1] - side)
-            images.append(cv2.resize(img[y:y + side, x:x + side], (CROP_SIZE[model],) * 2))
-    return np.ascontiguousarray(((np.stack(images).astype(np.float32) - 127.5) * 0.0078125).transpose(0, 3, 1, 2))
+            images.append(cv2.resize(img[y:y + side, x:x + side], (INPUT_SIZE[model],) * 2))
+    return transform(np.stack(images))
 
 
 def forwards(name, shared, models):
