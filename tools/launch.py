@@ -9,7 +9,7 @@ the scheduler and servers only import mxnet, which serves until the workers fini
 If a worker fails the others are stopped and its exit code is returned.
 
 On several hosts, start the same roles by hand with DMLC_PS_ROOT_URI set to the
-scheduler host's address (see the README, "Training on several machines").
+scheduler host's address (docs/training.md, "Several machines").
 """
 import argparse
 import os
@@ -42,8 +42,12 @@ def role_env(role, args, port):
 
 
 def start(command, env, log_path):
-    out = open(log_path, 'w') if log_path else None
-    return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
+    """Start ``command``; with ``log_path`` its stdout and stderr go to that file (the child keeps
+    its own copy of the descriptor)."""
+    if not log_path:
+        return subprocess.Popen(command, env=env)
+    with open(log_path, 'w') as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def main(argv=None):
