@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rcnn.draw import draw_detections
-from rcnn.fileio import atomic_open, atomic_path
+from rcnn.fileio import atomic_open, atomic_path, params_path, symbol_path
 from rcnn import cli, runtime
 from rcnn.io.image import MAX_MEGAPIXELS, check_scales, image_size, read_image
 
@@ -77,7 +77,7 @@ def load_detector(args):
     if args.onnx is not None:
         with cli.model_load_errors(args.onnx):
             return RetinaFace.from_onnx(args.onnx, max_megapixels=args.max_megapixels)
-    with cli.model_load_errors('%s-symbol.json' % args.prefix, '%s-%04d.params' % (args.prefix, args.epoch)):
+    with cli.model_load_errors(symbol_path(args.prefix), params_path(args.prefix, args.epoch)):
         return RetinaFace(args.prefix, args.epoch, ctx_id=args.gpu, max_megapixels=args.max_megapixels)
 
 

@@ -23,7 +23,8 @@ from rcnn.contract import (DEFAULT_ANCHORS, LANDMARK_FLIP_ORDER, LANDMARK_POINTS
                            anchors_from_json, recorded_anchors, same_anchors)
 from rcnn.core.checkpoint import load_checkpoint
 from rcnn.core.executor import ShapeCachedExecutor
-from rcnn.io.image import MAX_MEGAPIXELS, check_image, check_megapixels, check_scales
+from rcnn.fileio import params_path, symbol_path
+from rcnn.io.image import MAX_MEGAPIXELS, check_image, check_megapixels, check_scales, nocrop_shape
 from rcnn.processing.bbox_transform import clip_boxes, landmark_pred, nonlinear_pred
 from rcnn.processing.box_ops import pairwise_overlap
 from rcnn.processing.generate_anchor import anchors_plane, generate_anchors_fpn
@@ -124,8 +125,8 @@ class RetinaFace:
         runtime.check_context(ctx, on_cpu='pass ctx_id=-1')
         symbol, arg_params, aux_params = load_checkpoint(prefix, epoch)
         forward = ShapeCachedExecutor(symbol, arg_params, aux_params, ctx, max_shapes=self.max_cached_shapes,
-                                      source='%s-%04d.params' % (prefix, epoch))
-        self._setup(forward, len(symbol.list_outputs()), recorded_anchors(symbol), '%s-symbol.json' % prefix,
+                                      source=params_path(prefix, epoch))
+        self._setup(forward, len(symbol.list_outputs()), recorded_anchors(symbol), symbol_path(prefix),
                     network, nms, nocrop, decay4, vote, max_megapixels)
         self.ctx_id = ctx_id
         self.ctx = ctx
@@ -297,8 +298,7 @@ class RetinaFace:
     @staticmethod
     def _pad_to_32(im):
         """Zero-pad (bottom, right) to multiples of 32, as float32 (the original's nocrop input)."""
-        height, width = (-(-n // 32) * 32 for n in im.shape[:2])
-        padded = np.zeros((height, width, 3), dtype=np.float32)
+        padded = np.zeros(nocrop_shape(*im.shape[:2]) + (3,), dtype=np.float32)
         padded[:im.shape[0], :im.shape[1]] = im
         return padded
 

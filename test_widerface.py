@@ -25,9 +25,9 @@ import numpy as np
 from tqdm import tqdm
 
 from rcnn import cli, runtime
-from rcnn.dataset.label_file import read_label_file
+from rcnn.dataset.label_file import read_label_file, split_paths
 from rcnn.evaluation import widerface
-from rcnn.fileio import atomic_open
+from rcnn.fileio import atomic_open, params_path, symbol_path
 from rcnn.io.image import read_image
 
 logger = logging.getLogger('test_widerface')
@@ -69,7 +69,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.parts < 1 or not 0 <= args.part < args.parts:
         parser.error('--part must be in [0, --parts), got --part %d --parts %d' % (args.part, args.parts))
-    label = label_path(args)
+    label, _ = split_paths(args.dataset_path, args.image_set)
     if not os.path.isfile(label):
         parser.error('--dataset-path / --image-set: label file %s does not exist' % label)
     cli.check_checkpoint(parser, args.prefix, args.epoch)
@@ -130,10 +130,6 @@ def write_result(path, image_path, boxes):
             f.write('%d %d %d %d %g \n' % (box[0], box[1], box[2] - box[0], box[3] - box[1], box[4]))
 
 
-def label_path(args):
-    return os.path.join(args.dataset_path, args.image_set, 'label.txt')
-
-
 def check_result_paths(records, label):
     """Raise ValueError, naming ``label``'s lines, for image paths whose result file would leave
     the output folder (absolute, a ``..`` component) or that share one result file.
@@ -163,7 +159,7 @@ def check_result_paths(records, label):
 def image_list(dataset_path, image_set):
     """The records of ``<dataset_path>/<image_set>/label.txt`` in file order, their paths checked
     (``check_result_paths``)."""
-    label = os.path.join(dataset_path, image_set, 'label.txt')
+    label, _ = split_paths(dataset_path, image_set)
     records = read_label_file(label)
     check_result_paths(records, label)
     return records
@@ -175,8 +171,7 @@ def detect_split(args):
     Bad input (label.txt, a listed image, the model files, the ground truth or the
     prediction files) ends the run with one line naming the file and line, exit status 1.
     """
-    label = label_path(args)
-    image_root = os.path.join(args.dataset_path, args.image_set, 'images')
+    label, image_root = split_paths(args.dataset_path, args.image_set)
     with cli.input_errors():
         records = image_list(args.dataset_path, args.image_set)
         mine = [r for i, r in enumerate(records) if i % args.parts == args.part]
@@ -191,7 +186,7 @@ def detect_split(args):
     if todo:
         from retinaface import RetinaFace  # MXNet loads here, after prepare_openmp
         _, vote = MODES[args.mode]
-        with cli.model_load_errors('%s-symbol.json' % args.prefix, '%s-%04d.params' % (args.prefix, args.epoch)):
+        with cli.model_load_errors(symbol_path(args.prefix), params_path(args.prefix, args.epoch)):
             detector = RetinaFace(args.prefix, args.epoch, ctx_id=args.gpu, network=args.network,
                                   nocrop=args.nocrop, vote=vote)
         for record in tqdm(todo, desc='widerface %s' % args.image_set, unit='img'):
@@ -207,15 +202,16 @@ def detect_split(args):
     if args.gt:
         with cli.input_errors():
             result = widerface.evaluate(args.output, args.gt)
-        widerface.write_summary(result, os.path.join(args.output, 'widerface_eval.json'))
-        widerface.plot_pr_curves(result, os.path.join(args.output, 'widerface_pr.png'))
+        widerface.write_report(result, args.output)
         print(widerface.format_table(result))
         return result
     return None
 
 
 def main(argv=None):
-    runtime.prepare_openmp()  # before MXNet loads
+    # Before MXNet loads. Its load measurement is not used: the other parts of a --parts run
+    # would count as load; each part takes usable_cpus() // parts threads instead.
+    runtime.prepare_openmp()
     cli.setup_logging()
     args = parse_args(argv)
     logger.info('Called with argument: %s', args)

@@ -28,7 +28,6 @@ if __name__ == '__main__':
     _LOAD = prepare_openmp()
 
 import mxnet as mx  # noqa: E402
-import numpy as np  # noqa: E402
 
 from rcnn import runtime  # noqa: E402
 from rcnn.cli import (  # noqa: E402
@@ -36,12 +35,14 @@ from rcnn.cli import (  # noqa: E402
 from rcnn.config import DEFAULT_DATASET, DEFAULT_NETWORK, get_config  # noqa: E402
 from rcnn.contract import ANCHOR_PRESETS  # noqa: E402
 from rcnn.core.checkpoint import (  # noqa: E402
-    CheckpointError, load_optimizer_states, load_params, params_digest, params_path, save_checkpoint, states_path)
+    CheckpointError, load_optimizer_states, load_params, params_digest, save_checkpoint)
 from rcnn.core.finite import ModuleCheck, NonFiniteError, describe  # noqa: E402
 from rcnn.core.loader import CropLoader  # noqa: E402
 from rcnn.core.metric import Speedometer, format_value, get_train_metrics, name_values  # noqa: E402
 from rcnn.core.schedule import MultiFactorStepScheduler, lr_schedule  # noqa: E402
+from rcnn.dataset.label_file import split_paths  # noqa: E402
 from rcnn.dataset.retinaface import retinaface  # noqa: E402
+from rcnn.fileio import params_path, states_path  # noqa: E402
 from rcnn.runtime import DeviceError, choose_gpus  # noqa: E402
 from rcnn.symbol import NETWORKS, get_fixed_params, get_symbol_test, get_symbol_train  # noqa: E402
 
@@ -49,7 +50,7 @@ logger = logging.getLogger('train')
 
 DATASETS = {'retinaface': retinaface}
 KVSTORES = ('local', 'device', 'nccl', 'dist_sync', 'dist_device_sync', 'dist_async')
-# What a parameter-server job needs (README, "Several machines"; tools/launch.py sets them).
+# What a parameter-server job needs (docs/training.md, "Several machines"; tools/launch.py sets them).
 DIST_ENVIRONMENT = ('DMLC_PS_ROOT_URI', 'DMLC_PS_ROOT_PORT', 'DMLC_NUM_SERVER', 'DMLC_NUM_WORKER')
 
 
@@ -67,7 +68,8 @@ def parse_args(argv=None):
 
     parser = argparse.ArgumentParser(description='Train RetinaFace', parents=[pre])
     parser.add_argument('--image_set', default=default.image_set, help='split to train on')
-    parser.add_argument('--root_path', default=default.root_path, help='output data folder')
+    parser.add_argument('--root_path', default='data',
+                        help="the original's roidb cache folder; accepted for its command lines, nothing is written")
     parser.add_argument('--dataset_path', default=default.dataset_path, help='dataset folder')
     parser.add_argument('--frequent', type=int_at_least(1), default=default.frequent, help='log every N batches')
     parser.add_argument('--kvstore', default=default.kvstore, choices=KVSTORES,
@@ -130,7 +132,7 @@ def _check_args(parser, args):
         unset = [name for name in DIST_ENVIRONMENT if name not in os.environ]
         if unset:
             parser.error('--kvstore %s runs as a worker of a parameter-server job, but %s %s not set: start it '
-                         'with tools/launch.py, or set the DMLC_* variables as the README says'
+                         'with tools/launch.py, or set the DMLC_* variables as docs/training.md says'
                          % (args.kvstore, ', '.join(unset), 'is' if len(unset) == 1 else 'are'))
 
 
@@ -142,7 +144,7 @@ def get_context(args):
 
 
 def load_roidb(args, cfg):
-    path = os.path.join(args.dataset_path, args.image_set, 'label.txt')
+    path, _ = split_paths(args.dataset_path, args.image_set)
     if not os.path.isfile(path):
         fresh = args.dataset_path
         if os.path.isdir(fresh) and os.listdir(fresh):  # the generator writes only into a new folder
@@ -152,7 +154,7 @@ def load_roidb(args, cfg):
             'Use real WIDER FACE with the RetinaFace annotations (README, "Train on WIDER FACE"), or make '
             'synthetic data in a new folder and train on it:\n  python -m rcnn.dataset.synthetic --output %s\n'
             '  python train.py ... --dataset_path %s' % (path, fresh, fresh))
-    imdb = DATASETS[args.dataset](args.image_set, args.root_path, args.dataset_path, cfg)
+    imdb = DATASETS[args.dataset](args.image_set, args.dataset_path, cfg)
     roidb = imdb.gt_roidb()
     if not args.no_flip:
         roidb = imdb.append_flipped_images(roidb)
@@ -226,7 +228,6 @@ def create_module(sym, ctx, data_shapes, label_shapes, arg_params, aux_params, f
                         fixed_param_names=fixed_params, logger=logger)
     mod.bind(data_shapes=data_shapes, label_shapes=label_shapes, for_training=True)
     mx.random.seed(seed)
-    np.random.seed(seed)
     mod.init_params(initializer=mx.init.Xavier(), arg_params=arg_params, aux_params=aux_params,
                     allow_missing=True)
     with warnings.catch_warnings():
@@ -314,8 +315,8 @@ def _fit(args, cfg, ctx, kv, sym, loader, distributed, is_chief):
                                                      _names(random)))
     if args.fix_from_scratch and not args.pretrained:
         # The random stem's gradients are hundreds of times larger relative to its weights than
-        # the deeper layers', and short CPU runs learn faster without it moving (README,
-        # "Faithfulness notes"). Its BatchNorms keep training: MXNet updates the running
+        # the deeper layers', and short CPU runs learn faster without it moving
+        # (docs/faithfulness.md). Its BatchNorms keep training: MXNet updates the running
         # statistics in the backward pass, which it skips for a layer with nothing to learn,
         # and statistics left at their initial 0 / 1 ruin the deployed model.
         fixed = [name for name in get_fixed_params(sym, cfg) if not name.endswith(('_gamma', '_beta'))]
@@ -360,11 +361,7 @@ def _fit(args, cfg, ctx, kv, sym, loader, distributed, is_chief):
             metrics.reset()
             loader.reset()  # a no-op for the epoch the loader started when it was built
             for nbatch, batch in enumerate(loader):
-                mod.forward_backward(batch)
-                mod.update()
-                check.start()
-                mod.update_metric(metrics, batch.label)
-                found = check.failures()
+                found = check.step(batch, metrics)
                 if found:
                     last = 'last checkpoint: %s' % kept[0] if kept else 'this run wrote no checkpoint'
                     raise NonFiniteError('training diverged in epoch %d, batch %d: NaN or infinity in %s; nothing '

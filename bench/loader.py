@@ -77,7 +77,7 @@ def main():
     if not os.path.isfile(os.path.join(args.data, 'train', 'label.txt')):
         print('generating %d synthetic images in %s' % (args.images, args.data))
         generate_widerface(args.data, args.images, 0, 0, seed=0)
-    imdb = retinaface('train', 'unused', args.data, config)
+    imdb = retinaface('train', args.data, config)
     roidb = imdb.append_flipped_images(imdb.gt_roidb())
     images = len(roidb) // args.batch * args.batch
     print('%d roidb entries, batch %d, %d CPUs, OpenCV threads %d in the serial process'

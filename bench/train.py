@@ -7,7 +7,7 @@ The loop's time per iteration is measured black-box, from two ``train.py`` runs 
 different length (``--max_iters``), so start-up cancels out. The bare
 forward-backward (+ update) runs the same symbol on one cached batch, so it costs no
 data loading, metric or logging; it runs with and without ``train.py``'s finiteness
-check (``rcnn.core.finite.ModuleCheck``: queued after the update, read after the
+check (``rcnn.core.finite.ModuleCheck.step``: queued after the update, read after the
 metric, as in the loop), interleaved, medians. Ratio = loop / bare; 1.0 is no overhead.
 """
 import argparse
@@ -46,7 +46,7 @@ def bare_seconds(args, iterations):
     in the CPU runtime train.py chooses (``rcnn.runtime.configure_cpu_training``)."""
     runtime.configure_cpu_training(runtime.CpuLoad())
     cfg, _ = get_config('mnet', 'retinaface')
-    roidb = retinaface('train', '', args.data, cfg).gt_roidb()
+    roidb = retinaface('train', args.data, cfg).gt_roidb()
     sym = get_symbol_train('mnet', cfg)
     with CropLoader(sym, roidb, cfg, batch_size=args.batch_images, seed=0) as loader:
         batch = loader.next()
@@ -60,13 +60,12 @@ def bare_seconds(args, iterations):
         checked = bool(i % 2)
         mx.nd.waitall()
         start = time.perf_counter()
-        mod.forward_backward(batch)
-        mod.update()
         if checked:
-            check.start()
-        mod.update_metric(metrics, batch.label)
-        if checked:
-            assert check.failures() == []
+            assert check.step(batch, metrics) == []
+        else:
+            mod.forward_backward(batch)
+            mod.update()
+            mod.update_metric(metrics, batch.label)
         mx.nd.waitall()
         times[checked].append(time.perf_counter() - start)
     return tuple(float(np.median(times[checked][3:])) for checked in (False, True))

@@ -4,6 +4,7 @@ One ``--<stage>`` .params or .onnx file per stage, ``--min-face-size``, ``--thre
 (three probabilities) and ``--gpu``, checked before any work (``rcnn.cli``). MXNet is
 imported only once the command has prepared OpenMP (``rcnn.runtime.prepare_openmp``).
 """
+from mtcnn.defaults import MIN_FACE_SIZE, THRESHOLDS
 from rcnn import cli
 
 __all__ = ['add_detector_arguments', 'check_detector_arguments', 'build_detector']
@@ -16,9 +17,9 @@ def add_detector_arguments(parser, stages=('pnet', 'rnet', 'onet'), required=(),
         default = 'model/%s-0016.params' % stage if released_defaults and stage not in required else None
         parser.add_argument('--' + stage, required=stage in required, default=default,
                             help='%s .params (or .onnx) file' % stage.upper().replace('NET', '-Net'))
-    parser.add_argument('--min-face-size', type=cli.int_at_least(12), default=24,
-                        help='smallest face searched, pixels (>= 12)')
-    parser.add_argument('--threshold', type=cli.probability_list(3), default='0.6,0.7,0.7',
+    parser.add_argument('--min-face-size', type=cli.int_at_least(12), default=MIN_FACE_SIZE,
+                        help="smallest face searched, pixels (>= 12, P-Net's input size)")
+    parser.add_argument('--threshold', type=cli.probability_list(3), default=','.join(map(str, THRESHOLDS)),
                         help='face-probability thresholds of P-Net, R-Net, O-Net')
     parser.add_argument('--gpu', type=cli.gpu_id, default=None,
                         help='GPU id, -1 for the CPU (default: GPU 0 if MXNet has CUDA and sees a GPU, else the CPU)')

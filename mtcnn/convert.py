@@ -71,7 +71,7 @@ import numpy as np
 
 from mtcnn.symbol import INPUT_SIZE, get_symbol
 from mtcnn.torchfile import TorchFileError, load_state_dict
-from rcnn.cli import setup_logging
+from rcnn.cli import exit_error, setup_logging
 from rcnn.fileio import atomic_path
 
 __all__ = ['NETS', 'WHEEL_DATA', 'read_facenet', 'convert_net', 'convert_facenet', 'output_paths', 'save_params',
@@ -228,7 +228,7 @@ def main(argv=None):
     try:
         converted = convert_facenet(args.facenet)
     except (FileNotFoundError, ValueError) as error:
-        parser.error('argument --facenet: %s' % error)
+        exit_error(error)
     paths = output_paths(args.output)
     for net in NETS:
         save_params(paths[net], converted[net])

@@ -12,14 +12,16 @@ import mxnet as mx
 import numpy as np
 
 from mtcnn.boxes import calibrate, nms, pad, square
+from mtcnn.defaults import MIN_FACE_SIZE, SCALE_FACTOR, THRESHOLDS
 from mtcnn.predictor import load_net
+from mtcnn.symbol import INPUT_SIZE
 from rcnn import runtime
 from rcnn.io.image import MAX_MEGAPIXELS, check_image, check_megapixels
 
 __all__ = ['MtcnnDetector', 'transform']
 
 
-_CELL = 12    # P-Net receptive field, pixels of the scaled image
+_CELL = INPUT_SIZE['pnet']    # P-Net's receptive field, pixels of the scaled image
 _STRIDE = 2   # P-Net output stride
 
 
@@ -60,8 +62,8 @@ class MtcnnDetector:
         ``ctx`` this machine or MXNet build does not have.
     """
 
-    def __init__(self, pnet, rnet=None, onet=None, ctx=mx.cpu(), min_face_size=24,
-                 threshold=(0.6, 0.7, 0.7), scale_factor=0.709, max_megapixels=MAX_MEGAPIXELS):
+    def __init__(self, pnet, rnet=None, onet=None, ctx=mx.cpu(), min_face_size=MIN_FACE_SIZE,
+                 threshold=THRESHOLDS, scale_factor=SCALE_FACTOR, max_megapixels=MAX_MEGAPIXELS):
         threshold = tuple(threshold)
         if len(threshold) != 3 or not all(isinstance(t, numbers.Real) and not isinstance(t, bool)
                                           and 0.0 <= t <= 1.0 for t in threshold):
@@ -154,7 +156,7 @@ class MtcnnDetector:
         """Refine P-Net boxes (N, 5) with R-Net; returns calibrated boxes (M, 5)."""
         if self.rnet is None or not len(dets):
             return _empty()
-        boxes, _, data = self._crops(img, dets, 24)
+        boxes, _, data = self._crops(img, dets, INPUT_SIZE['rnet'])
         prob, reg = self.rnet(data)[:2]
         keep = np.flatnonzero(prob[:, 1] > self.threshold[1])
         boxes, reg = boxes[keep], reg[keep]
@@ -171,7 +173,7 @@ class MtcnnDetector:
         """
         if self.onet is None or not len(dets):
             return _empty(), None
-        boxes, squared, data = self._crops(img, dets, 48)
+        boxes, squared, data = self._crops(img, dets, INPUT_SIZE['onet'])
         outputs = self.onet(data)
         prob, reg = outputs[:2]
         keep = np.flatnonzero(prob[:, 1] > self.threshold[2])

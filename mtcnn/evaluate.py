@@ -11,7 +11,6 @@ them (the detector is not asked to find faces below its min_face_size).
 """
 import argparse
 import dataclasses
-import math
 
 import numpy as np
 from tqdm import tqdm
@@ -135,13 +134,12 @@ def main(argv=None):
     parser.add_argument('--label', required=True)
     parser.add_argument('--images', default=None, help='image root (default: images/ beside the label)')
     add_detector_arguments(parser, required=('pnet',))
-    parser.add_argument('--min-gt', type=float, default=24, help='ignore faces smaller than this (pixels)')
+    parser.add_argument('--min-gt', type=cli.non_negative_float, default=24,
+                        help='ignore faces smaller than this (pixels)')
     args = parser.parse_args(argv)
     cli.check_existing_file(parser, args.label, '--label')
     if args.images is not None:
         cli.check_existing_dir(parser, args.images, '--images')
-    if not math.isfinite(args.min_gt) or args.min_gt < 0:
-        parser.error('--min-gt must be a finite number >= 0, got %r' % args.min_gt)
     ctx = check_detector_arguments(parser, args, ('pnet', 'rnet', 'onet'), load)
     with cli.input_errors():
         annotations = load_annotations(args.label, args.images)

@@ -32,7 +32,7 @@ def read_sample_list(path, root=None):
     are relative to ``root`` (default: the list's directory)."""
     root = root or os.path.dirname(os.path.abspath(path))
     paths, labels, boxes, points = [], [], [], []
-    with open(path) as f:
+    with open(path, encoding='utf-8') as f:
         for lineno, line in enumerate(f, 1):
             parts = line.split()
             if not parts:

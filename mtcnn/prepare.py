@@ -14,6 +14,7 @@ import argparse
 import numpy as np
 
 from mtcnn.cli import add_detector_arguments, check_detector_arguments
+from mtcnn.defaults import MIN_FACE_SIZE, THRESHOLDS
 from mtcnn.samples import generate, load_annotations
 from rcnn import cli, runtime
 
@@ -21,7 +22,7 @@ __all__ = ['prepare', 'main']
 
 
 def prepare(net, label, output, pnet=None, rnet=None, image_root=None, min_face=40,
-            min_face_size=24, threshold=(0.6, 0.7, 0.7), with_landmark=True, seed=0, ctx=None):
+            min_face_size=MIN_FACE_SIZE, threshold=THRESHOLDS, with_landmark=True, seed=0, ctx=None):
     """Samples of ``net`` ('pnet', 'rnet', 'onet'); returns (merged list, counts).
 
     ``pnet`` / ``rnet`` are ``.params`` paths or loaded nets (``MtcnnDetector``);

@@ -325,7 +325,7 @@ def merge_lists(list_paths, output, rng, neg_per_pos=3.0, part_per_pos=1.0, land
     """
     lines = {}
     for kind, path in list_paths.items():
-        with open(path) as f:
+        with open(path, encoding='utf-8') as f:
             lines[kind] = [line for line in f.read().splitlines() if line.strip()]
     num_pos = len(lines.get('positive', []))
     limits = {'negative': int(round(neg_per_pos * num_pos)), 'part': int(round(part_per_pos * num_pos)),

@@ -39,7 +39,7 @@ from rcnn.cli import (  # noqa: E402
 from rcnn.core.checkpoint import CheckpointError, load_param_file  # noqa: E402
 from rcnn.core.finite import ModuleCheck, NonFiniteError, check_finite, describe  # noqa: E402
 from rcnn.core.metric import Speedometer, format_value, name_values  # noqa: E402
-from rcnn.fileio import atomic_path  # noqa: E402
+from rcnn.fileio import atomic_path, params_path, symbol_path  # noqa: E402
 from rcnn.runtime import DeviceError, choose_gpus  # noqa: E402
 
 __all__ = ['train_net', 'init_params', 'save_checkpoint', 'main']
@@ -74,7 +74,7 @@ def save_checkpoint(prefix, epoch, arg_params, aux_params):
     """Write ``<prefix>-%04d.params`` atomically; NonFiniteError, writing nothing, for NaN or infinity."""
     blob = {'arg:%s' % k: v.as_in_context(mx.cpu()) for k, v in arg_params.items()}
     blob.update({'aux:%s' % k: v.as_in_context(mx.cpu()) for k, v in aux_params.items()})
-    path = '%s-%04d.params' % (prefix, epoch)
+    path = params_path(prefix, epoch)
     check_finite(list(blob.items()), 'the parameters for %s (not written)' % path)
     with atomic_path(path) as tmp:
         mx.nd.save(tmp, blob)
@@ -126,12 +126,12 @@ def train_net(net, samples, prefix, ctx=(mx.cpu(),), begin_epoch=0, end_epoch=16
     symbol = get_symbol(net, 'train', with_landmark, prelu='decomposed')
     shapes = dict(data.provide_data + data.provide_label)
     if begin_epoch > 0:
-        arg_params, aux_params = _resumed_params('%s-%04d.params' % (prefix, begin_epoch), symbol, shapes)
+        arg_params, aux_params = _resumed_params(params_path(prefix, begin_epoch), symbol, shapes)
     else:
         arg_params, aux_params = init_params(symbol, shapes), {}
 
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    with atomic_path('%s-symbol.json' % prefix) as tmp:
+    with atomic_path(symbol_path(prefix)) as tmp:
         get_symbol(net, 'test', with_landmark).save(tmp)
 
     lr, scheduler = _lr_schedule(base_lr, lr_epochs, begin_epoch, len(samples) // batch_size)
@@ -155,13 +155,9 @@ def train_net(net, samples, prefix, ctx=(mx.cpu(),), begin_epoch=0, end_epoch=16
         tic = time.time()
         metric.reset()
         for nbatch, batch in enumerate(data):
-            module.forward_backward(batch)
-            module.update()
-            check.start()
-            module.update_metric(metric, batch.label)
-            found = check.failures()
+            found = check.step(batch, metric)
             if found:
-                last = ('last checkpoint: %s-%04d.params' % (prefix, epoch) if epoch > 0
+                last = ('last checkpoint: %s' % params_path(prefix, epoch) if epoch > 0
                         else 'no checkpoint was written')
                 raise NonFiniteError('%s diverged in epoch %d, batch %d: NaN or infinity in %s; nothing after it was '
                                      'saved (%s)' % (net, epoch, nbatch, describe(found), last), found)
@@ -174,13 +170,12 @@ def train_net(net, samples, prefix, ctx=(mx.cpu(),), begin_epoch=0, end_epoch=16
         module.set_params(arg, aux)
         save_checkpoint(prefix, epoch + 1, arg, aux)
         data.reset()
-    return '%s-%04d.params' % (prefix, end_epoch)
+    return params_path(prefix, end_epoch)
 
 
 def parse_args(argv=None):
     """Arguments, checked (argparse errors, status 2) before any work; ``gpus`` becomes the
-    device list: the one GPU asked for or, by default, GPU 0 if MXNet sees one, else []
-    (the CPU)."""
+    device list: the GPUs asked for or, by default, GPU 0 if MXNet sees one, else [] (the CPU)."""
     parser = argparse.ArgumentParser(prog='python -m mtcnn.train', description='Train P-Net, R-Net or O-Net',
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--net', required=True, choices=sorted(INPUT_SIZE))
@@ -209,7 +204,7 @@ def parse_args(argv=None):
         parser.error('--prefix %r names a folder; give a file-name prefix in it, e.g. %s'
                      % (args.prefix, os.path.join(args.prefix, args.net)))
     check_writable_dir(parser, os.path.dirname(args.prefix), '--prefix')
-    resume = '%s-%04d.params' % (args.prefix, args.begin_epoch)
+    resume = params_path(args.prefix, args.begin_epoch)
     if args.begin_epoch > 0 and not os.path.isfile(resume):
         parser.error('--begin-epoch %d: no checkpoint %s to resume from' % (args.begin_epoch, resume))
     try:

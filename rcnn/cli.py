@@ -13,6 +13,8 @@ import math
 import os
 import sys
 
+from rcnn.fileio import params_path, symbol_path
+
 __all__ = ['LOG_FORMAT', 'setup_logging', 'positive_float', 'non_negative_float', 'probability', 'int_list',
            'increasing_epochs', 'probability_list', 'gpu_id', 'int_at_least', 'check_writable_dir',
            'check_existing_dir', 'check_existing_file', 'check_output_file', 'check_checkpoint', 'check_listed_images',
@@ -142,7 +144,7 @@ def check_output_file(parser, path, flag):
 
 def check_checkpoint(parser, prefix, epoch, flag='--prefix'):
     """Exit through ``parser.error`` unless ``prefix-symbol.json`` and ``prefix-%04d.params`` exist."""
-    for path in ('%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, epoch)):
+    for path in (symbol_path(prefix), params_path(prefix, epoch)):
         if not os.path.isfile(path):
             parser.error('%s: model file %s does not exist' % (flag, path))
 

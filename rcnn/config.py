@@ -3,12 +3,9 @@
 ``get_config(network, dataset)`` returns a fresh ``(config, default)`` pair:
 ``config`` holds the model and training settings, ``default`` the command-line
 defaults, both built from the values below with the chosen ``network`` and
-``dataset`` presets copied over them. Every class and function of this project
-takes the configuration it needs as an argument.
-
-The module-level ``config`` and ``default`` are the original's public names,
-kept for scripts written against it: ``generate_config`` refreshes them (and
-returns a fresh pair too). Nothing in this project reads them.
+``dataset`` presets copied over them (the original's ``generate_config``, without
+its module globals). Every class and function of this project takes the
+configuration it needs as an argument.
 """
 import copy
 
@@ -17,8 +14,7 @@ from easydict import EasyDict as edict
 
 from rcnn.contract import DEFAULT_ANCHORS, rpn_anchor_cfg
 
-__all__ = ['RAC_SSH', 'DEFAULT_NETWORK', 'DEFAULT_DATASET', 'config', 'default', 'network', 'dataset',
-           'get_config', 'generate_config']
+__all__ = ['RAC_SSH', 'DEFAULT_NETWORK', 'DEFAULT_DATASET', 'get_config']
 
 # The presets the original's command lines default to.
 DEFAULT_NETWORK = 'resnet'
@@ -88,9 +84,7 @@ def _base_default():
     d.pretrained_epoch = 0
     d.dataset = DEFAULT_DATASET
     d.image_set = 'train'
-    d.test_image_set = 'val'
-    d.root_path = 'data'
-    d.dataset_path = 'data/retinaface'
+    d.dataset_path = None  # the dataset preset's
     d.frequent = 20
     d.kvstore = 'device'
     d.prefix = 'model/retinaface'
@@ -125,10 +119,6 @@ def _network_presets():
 def _dataset_presets():
     s = edict()
     s.retinaface = edict()
-    s.retinaface.dataset = 'retinaface'
-    s.retinaface.image_set = 'train'
-    s.retinaface.test_image_set = 'val'
-    s.retinaface.root_path = 'data'
     s.retinaface.dataset_path = 'data/retinaface'
     return s
 
@@ -168,29 +158,4 @@ def get_config(network_name, dataset_name, anchors=None):
     if anchors is not None:
         cfg.RPN_ANCHOR_CFG = rpn_anchor_cfg(anchors)
     _derive_anchor_settings(cfg)
-    return cfg, dflt
-
-
-config = _base_config()
-default = _base_default()
-network = _network_presets()
-dataset = _dataset_presets()
-
-
-def _reset(target, fresh):
-    for key in list(target):
-        target.pop(key)
-    target.update(fresh)
-
-
-def generate_config(_network, _dataset):
-    """The original's entry point: ``get_config(_network, _dataset)``, also copied into the
-    module-level ``config`` and ``default`` for scripts that read them.
-
-    Returns the fresh pair (not the module-level objects), so a caller that keeps
-    it is not affected by later calls.
-    """
-    cfg, dflt = get_config(_network, _dataset)
-    _reset(config, copy.deepcopy(cfg))
-    _reset(default, copy.deepcopy(dflt))
     return cfg, dflt

@@ -1,4 +1,6 @@
-"""Atomic file output (write to a temporary file beside the target, then rename), and file digests.
+"""Atomic file output (write to a temporary file beside the target, then rename), file digests,
+and the names of checkpoint files (MXNet's ``prefix-symbol.json``, ``prefix-%04d.params``, and
+the optimizer state of ``rcnn.core.checkpoint`` beside them).
 
 A reader never sees a half-written checkpoint, result file or label list, and an
 interrupted run leaves either the old file or the new one. Files get the usual
@@ -16,7 +18,8 @@ import re
 import socket
 import uuid
 
-__all__ = ['atomic_path', 'atomic_open']
+__all__ = ['atomic_path', 'atomic_open', 'file_digest', 'symbol_path', 'params_path', 'states_path',
+           'states_meta_path']
 
 
 def _host():
@@ -75,12 +78,17 @@ def atomic_path(path):
 
 @contextlib.contextmanager
 def atomic_open(path, mode='w', **kwargs):
-    """Open a temporary file next to ``path``; on success flush, fsync and rename it over ``path``."""
-    if not any(c in mode for c in 'wx'):
-        raise ValueError('atomic_open writes a new file; mode must contain "w" or "x", got %r' % mode)
+    """Open a temporary file next to ``path``; on success flush, fsync and rename it over ``path``.
+
+    ``mode`` is 'w', 'wt' or 'wb'; text is UTF-8 unless ``encoding`` says otherwise.
+    """
+    if mode not in ('w', 'wt', 'wb'):
+        raise ValueError("atomic_open replaces the whole file; mode must be 'w', 'wt' or 'wb', got %r" % mode)
+    if 'b' not in mode:
+        kwargs.setdefault('encoding', 'utf-8')
     with atomic_path(path) as tmp:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with open(fd, mode.replace('x', 'w'), **kwargs) as f:
+        with open(fd, mode, **kwargs) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -93,3 +101,20 @@ def file_digest(path, algorithm='sha256'):
         for block in iter(lambda: f.read(1 << 20), b''):
             digest.update(block)
     return digest.hexdigest()
+
+
+def symbol_path(prefix):
+    return '%s-symbol.json' % prefix
+
+
+def params_path(prefix, epoch):
+    return '%s-%04d.params' % (prefix, epoch)
+
+
+def states_path(prefix, epoch):
+    return '%s-%04d.states' % (prefix, epoch)
+
+
+def states_meta_path(states_file):
+    """The JSON description written beside a ``.states`` file."""
+    return states_file + '.json'

@@ -11,8 +11,9 @@ import pytest
 
 import train
 from rcnn.core.checkpoint import (STATES_FORMAT, CheckpointError, load_optimizer_states, load_param_file,
-                                  load_params, load_symbol, params_digest, save_checkpoint, states_path)
+                                  load_params, load_symbol, params_digest, save_checkpoint)
 from rcnn.core.finite import NonFiniteError
+from rcnn.fileio import states_path
 
 BATCH = 4
 

@@ -33,7 +33,7 @@ def test_boxes_landmarks_and_blur_are_converted(tmp_path):
             '# ev/b.png\n'
             '1 2 3 4 ' + MISSING + '0.1\n')
     root = make_split(tmp_path, 'train', {'ev/a.jpg': (60, 100), 'ev/b.png': (8, 9)}, text)
-    roidb = retinaface('train', 'unused', root, cfg=make_cfg()).gt_roidb()
+    roidb = retinaface('train', root, cfg=make_cfg()).gt_roidb()
     assert len(roidb) == 2
     a = roidb[0]
     assert a['image'].endswith('train/images/ev/a.jpg') and (a['height'], a['width']) == (60, 100)
@@ -59,18 +59,18 @@ def test_empty_and_small_boxes_and_faceless_images(tmp_path):
             '# c.jpg\n')
     images = {'a.jpg': (50, 100), 'b.jpg': (50, 100), 'c.jpg': (50, 100)}
     root = make_split(tmp_path, 'train', images, text)
-    imdb = retinaface('train', 'unused', root, cfg=make_cfg(MIN_BOX_SIZE=5))
+    imdb = retinaface('train', root, cfg=make_cfg(MIN_BOX_SIZE=5))
     roidb = imdb.gt_roidb()
     assert [r['image'][-5:] for r in roidb] == ['a.jpg']  # train drops images left without faces
     np.testing.assert_array_equal(roidb[0]['boxes'], [[20, 20, 26, 26]])
     assert imdb.num_images == 1
-    with_small = retinaface('train', 'unused', root, cfg=make_cfg(MIN_BOX_SIZE=0)).gt_roidb()
+    with_small = retinaface('train', root, cfg=make_cfg(MIN_BOX_SIZE=0)).gt_roidb()
     assert len(with_small[0]['boxes']) == 2
     # val / test keep every image, and may list paths only.
     make_split(tmp_path, 'val', images, text)
     make_split(tmp_path, 'test', images, '# a.jpg\n# b.jpg\n# c.jpg\n')
-    assert len(retinaface('val', 'unused', root, cfg=make_cfg()).gt_roidb()) == 3
-    test = retinaface('test', 'unused', root, cfg=make_cfg()).gt_roidb()
+    assert len(retinaface('val', root, cfg=make_cfg()).gt_roidb()) == 3
+    test = retinaface('test', root, cfg=make_cfg()).gt_roidb()
     assert [len(r['boxes']) for r in test] == [0, 0, 0] and test[0]['landmarks'].shape == (0, 5, 3)
 
 
@@ -79,7 +79,7 @@ def test_flip_doubles_the_roidb(tmp_path):
             '10 20 30 40 15 25 0 35 26 1 25 35 0 18 50 1 32 51 0 0.5\n'
             '60 5 30 20 ' + MISSING + '0.1\n')
     root = make_split(tmp_path, 'train', {'a.jpg': (60, 100)}, text)
-    imdb = retinaface('train', 'unused', root, cfg=make_cfg())
+    imdb = retinaface('train', root, cfg=make_cfg())
     roidb = imdb.gt_roidb()
     original = copy.deepcopy(roidb[0])
     roidb[0]['boxes_mask'] = np.array([[0, 0, 10, 10]], np.float32)
@@ -114,7 +114,7 @@ def test_landmarks_follow_the_pixels_through_flip_and_crop(tmp_path):
     (tmp_path / 'train' / 'label.txt').write_text('# a.png\n370 260 140 160 %s 0.1\n' % marks)
     cfg = make_cfg()
     cfg.COLOR_MODE = 0
-    imdb = retinaface('train', 'unused', str(tmp_path), cfg=cfg)
+    imdb = retinaface('train', str(tmp_path), cfg=cfg)
     roidb = imdb.append_flipped_images(imdb.gt_roidb())
     for entry in roidb:
         # Point k of a flipped entry is the mirror image of point LANDMARK_FLIP_ORDER[k].
@@ -140,7 +140,7 @@ def test_exif_oriented_image_is_annotated_and_sized_upright(tmp_path):
     Image.fromarray(stored).save(str(tmp_path / 'train' / 'images' / 'r.jpg'), exif=exif.tobytes(), quality=95)
     (tmp_path / 'train' / 'label.txt').write_text('# r.jpg\n4 4 10 12 ' + MISSING + '0\n')
     cfg = make_cfg(PRE_SCALES=[1.0], COLOR_MODE=0, SCALES=[(20, 20)])
-    (entry,) = retinaface('train', 'unused', str(tmp_path), cfg=cfg).gt_roidb()
+    (entry,) = retinaface('train', str(tmp_path), cfg=cfg).gt_roidb()
     assert (entry['width'], entry['height']) == (20, 60)
     np.testing.assert_array_equal(entry['boxes'], [[4, 4, 14, 16]])
     rng = np.random.default_rng(0)
@@ -163,9 +163,9 @@ def test_bad_input_names_file_and_line(tmp_path, text, message):
     root = make_split(tmp_path, 'train', {'a.jpg': (10, 10)}, text)
     (tmp_path / 'train' / 'images' / 'bad.jpg').write_bytes(b'this is not an image')
     with pytest.raises((ValueError, FileNotFoundError), match=message):
-        retinaface('train', 'unused', root, cfg=make_cfg()).gt_roidb()
+        retinaface('train', root, cfg=make_cfg()).gt_roidb()
 
 
 def test_missing_label_file_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match='label.txt'):
-        retinaface('train', 'unused', str(tmp_path), make_cfg())
+        retinaface('train', str(tmp_path), make_cfg())

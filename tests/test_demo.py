@@ -15,7 +15,8 @@ from tools import demo
 def run_demo(tmp_path, epochs):
     args = ['--data', str(tmp_path / 'data'), '--prefix', str(tmp_path / 'model' / 'mnet'),
             '--output', str(tmp_path / 'out'), '--num-train', '6', '--num-val', '3', '--num-test', '1',
-            '--epochs', str(epochs), '--batch_images', '2', '--num-pictures', '2', '--lr', '0.01']
+            '--epochs', str(epochs), '--batch_images', '2', '--num-pictures', '2', '--lr', '0.01', '--lr_step', '5',
+            '--seed', '3']
     result = subprocess.run([sys.executable, 'tools/demo.py'] + args, cwd=REPO, capture_output=True, text=True,
                             timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -28,6 +29,8 @@ def test_demo_runs_every_stage_and_resumes(tmp_path):
     # MXNet logs the engine when it is not the default; the training step runs the naive one
     training = first.split('train.py --network')[1].split('test_widerface.py --mode')[0]
     assert 'MXNet start using engine: NaiveEngine' in training, first
+    assert ' --lr 0.01 --lr_step 5 ' in training and ' --seed 3 ' in training
+    assert ' --seed 3 ' in first.split('rcnn.dataset.synthetic')[1].split('\n')[0]
     predictions = tmp_path / 'out' / 'predictions-0001'
     for name in ('widerface_eval.json', 'widerface_pr.png'):
         assert (predictions / name).is_file(), name
@@ -50,6 +53,20 @@ def test_an_interrupted_step_is_reported_with_its_status(code, status, caplog):
         demo.run([sys.executable, '-c', code], 'training')
     assert exit_.value.code == status
     assert 'training was interrupted' in caplog.text and 'run the same command again' in caplog.text
+
+
+def test_example_links_are_unique_and_follow_the_data(tmp_path):
+    for root in ('old', 'new'):
+        for event in ('1--a', '2--b'):
+            (tmp_path / root / event).mkdir(parents=True)
+            (tmp_path / root / event / 'x.jpg').write_bytes(b'')
+    links = tmp_path / 'examples'
+    demo.link_examples(str(tmp_path / 'old'), ['1--a/x.jpg', '2--b/x.jpg'], str(links))
+    os.symlink(str(tmp_path / 'gone.jpg'), str(links / '3--c_y.jpg'))   # dangling
+    demo.link_examples(str(tmp_path / 'new'), ['1--a/x.jpg', '2--b/x.jpg', '3--c/y.jpg'], str(links))
+    assert sorted(os.listdir(links)) == ['1--a_x.jpg', '2--b_x.jpg', '3--c_y.jpg']
+    assert os.readlink(links / '2--b_x.jpg') == str(tmp_path / 'new' / '2--b' / 'x.jpg')
+    assert os.readlink(links / '3--c_y.jpg') == str(tmp_path / 'new' / '3--c' / 'y.jpg')
 
 
 def test_a_failed_step_exits_1_naming_it():

@@ -42,9 +42,13 @@ def test_atomic_path_keeps_the_extension_and_renames(tmp_path):
         with open(tmp, 'wb') as f:
             f.write(b'png')
     assert target.read_bytes() == b'png'
-    with pytest.raises(ValueError, match='mode'):
-        with atomic_open(target, 'r'):
-            pass
+    for mode in ('r', 'x', 'a', 'w+'):
+        with pytest.raises(ValueError, match='mode'):
+            with atomic_open(target, mode):
+                pass
+    with atomic_open(target) as f:
+        f.write('0--Parade/été.jpg\n')
+    assert target.read_bytes() == '0--Parade/été.jpg\n'.encode('utf-8')
 
 
 def test_the_next_save_removes_temporaries_of_a_killed_writer_only(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rcnn.core.finite import ModuleCheck, NonFiniteError, check_finite, describe, non_finite, queue_check
-from test_checkpoint import step, tiny_module
+from test_checkpoint import batch, step, tiny_module
 
 
 def test_every_kind_of_array_is_checked_and_named():
@@ -24,6 +24,23 @@ def test_every_kind_of_array_is_checked_and_named():
     check.start()
     assert check.failures() == [('loss output', 'out_output'), ('gradient of', 'fc1_bias'), ('parameter', 'fc2_weight'),
                                 ('auxiliary state', 'bn1_moving_var')]
+
+
+def test_step_trains_updates_the_metric_and_names_what_the_batch_made_non_finite():
+    mod = tiny_module([mx.cpu(0)])
+    check, metric = ModuleCheck(mod), mx.metric.RMSE()
+    before = mod.get_params()[0]['fc1_weight'].asnumpy()
+    assert check.step(batch(0), metric) == []
+    assert metric.num_inst == 1 and np.isfinite(metric.get()[1])
+    assert not np.array_equal(mod.get_params()[0]['fc1_weight'].asnumpy(), before)
+
+    bad = batch(1)
+    bad.data[0][0, 0] = np.nan
+    found = check.step(bad, metric)
+    assert found[0] == ('loss output', 'out_output')
+    assert {('gradient of', 'fc1_weight'), ('parameter', 'fc1_weight'), ('auxiliary state', 'bn1_moving_mean')} <= \
+        set(found)
+    assert metric.num_inst == 2
 
 
 def test_large_and_integer_arrays_are_finite_and_messages_name_the_arrays():

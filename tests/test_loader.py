@@ -35,7 +35,7 @@ def roidb(tmp_path_factory):
         records.append(LabelRecord(path='%d.jpg' % i, boxes=np.hstack([xy, wh]).astype(np.float32),
                                    landmarks=marks.astype(np.float32), blur=np.zeros(n, np.float32)))
     write_label_file(root / 'train' / 'label.txt', records)
-    imdb = retinaface('train', 'unused', str(root), cfg=make_cfg())
+    imdb = retinaface('train', str(root), cfg=make_cfg())
     return imdb.append_flipped_images(imdb.gt_roidb())
 
 

@@ -737,10 +737,21 @@ def test_command_lines(tmp_path, capsys):
     samples, model = str(tmp_path / 'samples'), str(tmp_path / 'model')
     prepare.main(['--net', 'pnet', '--label', label, '--output', samples, '--min-face', '20', '--no-landmark'])
     assert not os.path.exists(os.path.join(samples, '12', 'landmark_12.txt'))
-    train.main(['--net', 'pnet', '--samples', os.path.join(samples, 'train_12.txt'), '--prefix',
-                os.path.join(model, 'pnet'), '--end-epoch', '1', '--batch-size', '16', '--lr-epochs', '',
-                '--no-mirror'])
-    pnet = os.path.join(model, 'pnet-0001.params')
+    crops = {}
+    for seed in ('0', '1'):   # --seed chooses the random crops; 0 is the default
+        out = str(tmp_path / ('samples-seed%s' % seed))
+        prepare.main(['--net', 'pnet', '--label', label, '--output', out, '--min-face', '20', '--no-landmark',
+                      '--seed', seed])
+        crops[seed] = open(os.path.join(out, '12', 'positive_12.txt')).read()
+    assert crops['0'] == open(os.path.join(samples, '12', 'positive_12.txt')).read() != crops['1']
+    weights = {}
+    for seed in ('0', '1'):   # --seed chooses the initial weights
+        train.main(['--net', 'pnet', '--samples', os.path.join(samples, 'train_12.txt'), '--prefix',
+                    os.path.join(model, 'seed%s' % seed, 'pnet'), '--end-epoch', '1', '--batch-size', '16',
+                    '--lr-epochs', '', '--no-mirror', '--seed', seed])
+        weights[seed] = load_param_file(os.path.join(model, 'seed%s' % seed, 'pnet-0001.params'))[0]
+    pnet = os.path.join(model, 'seed0', 'pnet-0001.params')
+    assert not np.array_equal(weights['0']['conv1_weight'].asnumpy(), weights['1']['conv1_weight'].asnumpy())
     prepare.main(['--net', 'rnet', '--label', label, '--output', samples, '--min-face', '20', '--pnet', pnet,
                   '--min-face-size', '20', '--threshold', '0,0,0'])
     assert read_sample_list(os.path.join(samples, 'train_24.txt')).labels.tolist().count(-2) > 0

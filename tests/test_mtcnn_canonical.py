@@ -242,15 +242,17 @@ def test_convert_refuses_to_overwrite(tmp_path, capsys):
     assert load_net('rnet', str(out / 'rnet-0000.params'))
 
 
-@pytest.mark.parametrize('make, message', [
-    (lambda p: p / 'nowhere', 'argument --facenet: .*nowhere does not exist'),
-    (lambda p: p.joinpath('x.txt').write_text('x') and p / 'x.txt', 'argument --facenet: .*neither a folder nor'),
-    (lambda p: p, 'argument --facenet: pnet.pt not found in'),
+@pytest.mark.parametrize('make, message, status', [
+    (lambda p: p / 'nowhere', 'argument --facenet: .*nowhere does not exist', 2),
+    (lambda p: p.joinpath('x.txt').write_text('x') and p / 'x.txt', 'argument --facenet: .*neither a folder nor', 2),
+    (lambda p: p, '^error: pnet.pt not found in ', 1),
+    (lambda p: p.joinpath('pnet.pt').write_bytes(b'\x80\x02') and p, '^error: .*pnet.pt', 1),
 ])
-def test_convert_names_a_bad_source(tmp_path, capsys, make, message):
-    with pytest.raises(SystemExit):
+def test_convert_names_a_bad_source(tmp_path, capsys, make, message, status):
+    with pytest.raises(SystemExit) as exit_info:
         convert.main(['--facenet', str(make(tmp_path)), '--output', str(tmp_path / 'out')])
-    assert re.search(message, capsys.readouterr().err)
+    assert exit_info.value.code == status
+    assert re.search(message, capsys.readouterr().err, re.M)
     assert not (tmp_path / 'out').exists()
 
 

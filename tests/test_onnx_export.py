@@ -6,6 +6,7 @@ same inputs; an output passes when max |onnx - mxnet| <= ATOL + RTOL * max |mxne
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -420,6 +421,21 @@ def test_cli_exports_a_net_and_prints_one_summary_line(capsys, tmp_path, cpu_run
     assert 'onnxruntime matches MXNet on 1x3x48x48, 7x3x48x48' in lines[0]
     assert cpu_runtime_requests == ['cpu']
     assert OnnxForward(out).metadata['model'] == 'mtcnn-onet'
+
+
+def test_cli_names_a_model_file_it_cannot_read(capsys, tmp_path):
+    params = tmp_path / 'pnet.params'
+    params.write_bytes(b'\x00' * 64)
+    prefix = tmp_path / 'toy'
+    prefix.with_name('toy-symbol.json').write_text('{"nodes": [')
+    shutil.copy(mnet_prefix() + '-0000.params', str(prefix) + '-0000.params')
+    for argv, named in ((['mtcnn', '--net', 'pnet', '--params', str(params)], params),
+                        (['retinaface', '--prefix', str(prefix), '--epoch', '0'], prefix.with_name('toy-symbol.json'))):
+        with pytest.raises(SystemExit) as exit_info:
+            export_onnx.main(argv + ['--output', str(tmp_path / 'm.onnx')])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 1 and err.startswith('error: %s' % named) and len(err.splitlines()) == 1, err
+    assert not (tmp_path / 'm.onnx').exists()
 
 
 def test_cli_static_pnet(capsys, tmp_path):

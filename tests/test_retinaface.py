@@ -11,7 +11,7 @@ from conftest import require_shared
 from easydict import EasyDict as edict
 
 from rcnn import runtime
-from rcnn.config import generate_config
+from rcnn.config import get_config
 from rcnn.symbol import get_symbol_test
 from rcnn.symbol.symbol_common import deploy_outputs
 from rcnn.io.image import input_shape
@@ -44,7 +44,7 @@ def ours(tmp_path_factory):
     """Detector on our code-built mnet deploy symbol with the released parameters."""
     params = require_shared(MNET_PARAMS)
     prefix = str(tmp_path_factory.mktemp('ours') / 'mnet')
-    cfg, _ = generate_config('mnet', 'retinaface')
+    cfg, _ = get_config('mnet', 'retinaface')
     get_symbol_test('mnet', copy.deepcopy(cfg)).save(prefix + '-symbol.json')
     os.symlink(params, prefix + '-0000.params')
     return RetinaFace(prefix, 0, ctx_id=-1)

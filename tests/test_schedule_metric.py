@@ -12,18 +12,18 @@ from rcnn.core.schedule import MultiFactorStepScheduler, lr_schedule
 
 
 def test_three_steps_divide_by_ten_in_iterations():
-    lr, steps = lr_schedule(0.01, '55,68,80', begin_epoch=0, iters_per_epoch=100)
+    lr, steps = lr_schedule(0.01, [55, 68, 80], begin_epoch=0, iters_per_epoch=100)
     assert lr == 0.01
     assert steps == [(5500, 0.1), (6800, 0.1), (8000, 0.1)]
 
 
 def test_five_steps_use_the_original_factors():
-    _, steps = lr_schedule(0.01, '1,2,3,4,5', 0, 10)
+    _, steps = lr_schedule(0.01, [1, 2, 3, 4, 5], 0, 10)
     assert [f for _, f in steps] == [0.5, 0.5, 0.4, 0.1, 0.1]
 
 
 def test_eight_steps_warm_up_then_decay():
-    lr, steps = lr_schedule(0.001, '1,2,3,4,5,55,68,80', 0, 10)
+    lr, steps = lr_schedule(0.001, [1, 2, 3, 4, 5, 55, 68, 80], 0, 10)
     assert lr == 0.001
     assert [f for _, f in steps] == [1.5849] * 5 + [0.1] * 3
     scheduler = MultiFactorStepScheduler(lr, steps)
@@ -34,14 +34,14 @@ def test_eight_steps_warm_up_then_decay():
 
 
 def test_resuming_folds_passed_steps_into_the_rate():
-    lr, steps = lr_schedule(0.001, '1,2,3,4,5,55,68,80', begin_epoch=3, iters_per_epoch=10)
+    lr, steps = lr_schedule(0.001, [1, 2, 3, 4, 5, 55, 68, 80], begin_epoch=3, iters_per_epoch=10)
     assert lr == pytest.approx(0.001 * 1.5849 ** 3)
     assert steps[0] == (10, 1.5849) and steps[-1] == (770, 0.1) and len(steps) == 5
 
 
 def test_unsorted_steps_are_rejected():
     with pytest.raises(ValueError, match='lr_step'):
-        lr_schedule(0.01, '68,55', 0, 10)
+        lr_schedule(0.01, [68, 55], 0, 10)
 
 
 def nd(*arrays):

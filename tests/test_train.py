@@ -58,6 +58,28 @@ def test_missing_dataset_says_how_to_get_data(tmp_path):
         train.main(FAST + ['--dataset_path', str(tmp_path / 'data'), '--prefix', str(tmp_path / 'm')])
 
 
+def test_split_and_order_options_reach_the_loader(dataset, tmp_path, monkeypatch):
+    class Built(Exception):
+        pass
+
+    def loader(sym, roidb, cfg, **kwargs):
+        raise Built(roidb, kwargs)
+
+    monkeypatch.setattr(train, 'CropLoader', loader)
+    base = FAST + ['--dataset_path', dataset, '--prefix', str(tmp_path / 'm')]
+    with pytest.raises(Built) as built:
+        train.main(base)
+    roidb, kwargs = built.value.args
+    assert kwargs['shuffle'] is True and len(roidb) == 8   # the 4 train images and their mirrors
+    # The original's --root_path is accepted; nothing is cached there.
+    with pytest.raises(Built) as built:
+        train.main(base + ['--image_set', 'val', '--no_shuffle', '--no_flip', '--root_path', str(tmp_path / 'cache')])
+    roidb, kwargs = built.value.args
+    assert kwargs['shuffle'] is False and len(roidb) == 2
+    assert all(os.sep + os.path.join('val', 'images') + os.sep in entry['image'] for entry in roidb)
+    assert not (tmp_path / 'cache').exists()
+
+
 def test_unknown_network_lists_the_valid_ones(capsys):
     with pytest.raises(SystemExit):
         train.parse_args(['--network', 'vgg16'])
@@ -402,7 +424,7 @@ def _duplicated_batch(dataset):
     """A batch of two identical crops: BatchNorm statistics are then the same whether the
     batch runs on one context or is split over two, so the updates must agree."""
     cfg = make_cfg()
-    roidb = retinaface('train', '', dataset, cfg).gt_roidb()[:1]
+    roidb = retinaface('train', dataset, cfg).gt_roidb()[:1]
     with CropLoader(get_symbol_train('mnet', cfg), roidb, cfg, batch_size=1, seed=5) as loader:
         batch = loader.next()
         data_shapes = [(d.name, (2,) + d.shape[1:]) for d in loader.provide_data]

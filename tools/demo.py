@@ -27,6 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from rcnn.cli import setup_logging  # noqa: E402
+from rcnn.fileio import params_path, symbol_path  # noqa: E402
 
 logger = logging.getLogger('demo')
 
@@ -109,15 +110,25 @@ def evaluate(args, epoch):
     return predictions
 
 
+def link_examples(images, paths, folder):
+    """Symbolic links ``folder/<event>_<name>`` to ``images/<event>/<name>`` for each label path:
+    unique names, as the paths are; a link to another target (data moved or regenerated) is replaced."""
+    os.makedirs(folder, exist_ok=True)
+    for path in paths:
+        link = os.path.join(folder, path.replace('/', '_'))
+        target = os.path.abspath(os.path.join(images, path))
+        if os.path.islink(link) and os.readlink(link) != target:
+            os.remove(link)
+        if not os.path.lexists(link):
+            os.symlink(target, link)
+
+
 def draw_examples(args, epoch):
-    from rcnn.dataset.label_file import read_label_file
-    records = read_label_file(os.path.join(args.data, 'val', 'label.txt'))[:args.num_pictures]
+    from rcnn.dataset.label_file import read_label_file, split_paths
+    label, images = split_paths(args.data, 'val')
+    records = read_label_file(label)[:args.num_pictures]
     examples = os.path.join(args.output, 'examples')
-    os.makedirs(examples, exist_ok=True)
-    for record in records:
-        link = os.path.join(examples, os.path.basename(record.path))
-        if not os.path.exists(link):
-            os.symlink(os.path.abspath(os.path.join(args.data, 'val', 'images', record.path)), link)
+    link_examples(images, [r.path for r in records], examples)
     pictures = os.path.join(args.output, 'detections')
     run([sys.executable, 'detect.py', '--prefix', args.prefix, '--epoch', str(epoch), '--image', examples,
          '--output', pictures, '--json', os.path.join(pictures, 'detections.json'), '--thresh', '0.5'],
@@ -149,11 +160,12 @@ def main(argv=None):
     epoch = ensure_model(args)
     predictions = evaluate(args, epoch)
     pictures = draw_examples(args, epoch)
+    from rcnn.evaluation.widerface import PR_CURVES_FILE, SUMMARY_FILE
     print('\nDemo finished in %.1f min.' % ((time.time() - start) / 60))
-    print('  model:        %s-symbol.json, %s-%04d.params' % (args.prefix, args.prefix, epoch))
+    print('  model:        %s, %s' % (symbol_path(args.prefix), params_path(args.prefix, epoch)))
     print('  predictions:  %s/<event>/<name>.txt' % predictions)
-    print('  evaluation:   %s/widerface_eval.json' % predictions)
-    print('  PR curves:    %s/widerface_pr.png' % predictions)
+    print('  evaluation:   %s' % os.path.join(predictions, SUMMARY_FILE))
+    print('  PR curves:    %s' % os.path.join(predictions, PR_CURVES_FILE))
     print('  pictures:     %s/' % pictures)
 
 

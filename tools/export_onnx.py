@@ -18,8 +18,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+if __name__ == '__main__':
+    # Before MXNet loads (rcnn.runtime.prepare_openmp).
+    from rcnn.runtime import prepare_openmp
+    _LOAD = prepare_openmp()
+
 from rcnn import cli, runtime  # noqa: E402
-from rcnn.core.checkpoint import params_path  # noqa: E402
+from rcnn.fileio import params_path, symbol_path  # noqa: E402
 from rcnn.deploy import onnx_export  # noqa: E402
 
 NETS = ('pnet', 'rnet', 'onet')
@@ -55,7 +60,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     sub = subparsers[args.model]
     if args.model == 'retinaface':
-        for path, argument in (('%s-symbol.json' % args.prefix, '--prefix'),
+        for path, argument in ((symbol_path(args.prefix), '--prefix'),
                                (params_path(args.prefix, args.epoch), '--epoch')):
             if not os.path.isfile(path):
                 sub.error('argument %s: %s not found' % (argument, path))
@@ -76,19 +81,26 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
+def main(argv=None, load=None):
+    """Exit status 0, 2 for bad arguments, 1 for a model that cannot be read or exported
+    faithfully (one line naming the file, the layer or the output)."""
     args = parse_args(argv)
     cli.setup_logging()
-    runtime.configure_cpu_inference()
-    try:
-        if args.model == 'retinaface':
-            result = onnx_export.export_retinaface(args.prefix, args.epoch, args.output, static_shape=args.shape,
-                                                   overwrite=args.overwrite)
-        else:
-            result = onnx_export.export_mtcnn(args.net, args.params, args.output, static_shape=args.shape,
-                                              overwrite=args.overwrite)
-    except (onnx_export.ExportError, onnx_export.VerificationError, OSError) as err:
-        sys.exit('error: %s' % err)
+    runtime.configure_cpu_inference(load=load)
+    if args.model == 'retinaface':
+        files = (symbol_path(args.prefix), params_path(args.prefix, args.epoch))
+    else:
+        files = (args.params,)
+    with cli.model_load_errors(*files):
+        try:
+            if args.model == 'retinaface':
+                result = onnx_export.export_retinaface(args.prefix, args.epoch, args.output, static_shape=args.shape,
+                                                       overwrite=args.overwrite)
+            else:
+                result = onnx_export.export_mtcnn(args.net, args.params, args.output, static_shape=args.shape,
+                                                  overwrite=args.overwrite)
+        except onnx_export.VerificationError as err:
+            cli.exit_error(err)
     worst = max(result.errors, key=lambda n: result.errors[n][0] / result.errors[n][1])
     error, allowed = result.errors[worst]
     print('%s: opset %d, input data %s, %d outputs; onnxruntime matches MXNet on %s, largest error %.2g '
@@ -99,4 +111,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    main(load=_LOAD)

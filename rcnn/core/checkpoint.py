@@ -20,11 +20,11 @@ import mxnet as mx
 import numpy as np
 
 from rcnn.core.finite import check_finite
-from rcnn.fileio import atomic_open, atomic_path, file_digest
+from rcnn.fileio import (atomic_open, atomic_path, file_digest, params_path, states_meta_path, states_path,
+                         symbol_path)
 
-__all__ = ['STATES_FORMAT', 'CheckpointError', 'symbol_path', 'params_path', 'states_path', 'states_meta_path',
-           'save_checkpoint', 'load_param_file', 'load_params', 'load_symbol', 'load_checkpoint', 'params_digest',
-           'load_optimizer_states']
+__all__ = ['STATES_FORMAT', 'CheckpointError', 'save_checkpoint', 'load_param_file', 'load_params', 'load_symbol',
+           'load_checkpoint', 'params_digest', 'load_optimizer_states']
 
 logger = logging.getLogger(__name__)
 
@@ -34,22 +34,6 @@ _PICKLE_PROTOCOL_2_OR_LATER = b'\x80'
 
 class CheckpointError(ValueError):
     """A model or optimizer-state file that cannot be used; the message names the file."""
-
-
-def symbol_path(prefix):
-    return '%s-symbol.json' % prefix
-
-
-def params_path(prefix, epoch):
-    return '%s-%04d.params' % (prefix, epoch)
-
-
-def states_path(prefix, epoch):
-    return '%s-%04d.states' % (prefix, epoch)
-
-
-def states_meta_path(prefix, epoch):
-    return states_path(prefix, epoch) + '.json'
 
 
 def _mxnet_reason(error):
@@ -199,14 +183,14 @@ def _optimizer_states(module, path):
 
 
 def _write_states(path, arrays, optimizer, digest):
-    """``arrays`` to ``path`` and their description to ``path + '.json'``, each atomically;
+    """``arrays`` to ``path`` and their description to :func:`states_meta_path`, each atomically;
     the JSON last, so it names a complete ``.states`` file. ``digest``: :func:`params_digest`
     of the ``.params`` file they belong to."""
     with atomic_path(path) as tmp:
         mx.nd.save(tmp, arrays)
     meta = {'format': STATES_FORMAT, 'optimizer': type(optimizer).__name__, 'num_update': int(optimizer.num_update),
             'params_digest': digest, 'states_md5': file_digest(path, 'md5')}
-    with atomic_open(path + '.json') as f:
+    with atomic_open(states_meta_path(path)) as f:
         json.dump(meta, f, indent=1)
 
 
@@ -243,7 +227,7 @@ def load_optimizer_states(module, path, digest):
         CheckpointError naming the file: unreadable or inconsistent files, a state
         saved with other parameters than ``digest``'s, a state of the wrong shape.
     """
-    meta_path = path + '.json'
+    meta_path = states_meta_path(path)
     if not os.path.isfile(meta_path):
         if not os.path.isfile(path):
             logger.info('no optimizer state %s: the momentum starts from zero', path)

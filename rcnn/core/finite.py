@@ -77,9 +77,10 @@ class ModuleCheck:
     """Checks a bound, initialised ``mx.mod.Module`` for NaN and infinity in its outputs
     (the losses), gradients, parameters and auxiliary states, on every device.
 
-    Call :meth:`start` after ``update()`` (it queues the check and returns at once)
-    and :meth:`failures` when the result is needed: the gradients are those of the
-    last batch, the parameters and auxiliary states those after its update.
+    :meth:`step` is a training step of ``Module.fit`` with the check. Used piecewise, call
+    :meth:`start` after ``update()`` (it queues the check and returns at once) and
+    :meth:`failures` when the result is needed: the gradients are those of the last
+    batch, the parameters and auxiliary states those after its update.
     """
 
     def __init__(self, module):
@@ -99,6 +100,15 @@ class ModuleCheck:
         for name, arrays in zip(group.aux_names, group.aux_arrays):
             named += [(('auxiliary state', name), a) for a in arrays]
         return named
+
+    def step(self, batch, metric):
+        """forward_backward, update and update_metric on ``batch``, the check queued between
+        the last two so that it runs while the metric is computed; returns :meth:`failures`."""
+        self.module.forward_backward(batch)
+        self.module.update()
+        self.start()
+        self.module.update_metric(metric, batch.label)
+        return self.failures()
 
     def start(self):
         self._pending = queue_check(self._named())

@@ -27,16 +27,14 @@ def lr_schedule(base_lr, lr_step, begin_epoch, iters_per_epoch):
 
     Args:
         base_lr: learning rate at epoch 0.
-        lr_step: the epochs where the rate steps, increasing: ints, or comma-separated text
-            as the original's ``--lr_step`` ('55,68,80').
+        lr_step: the epochs where the rate steps, increasing ints (the original's
+            ``--lr_step 55,68,80`` is [55, 68, 80], ``rcnn.cli.increasing_epochs``).
         begin_epoch: first epoch of this run (0, or the epoch a resumed run starts from).
         iters_per_epoch: batches per epoch on this worker.
 
     Iterations count from the start of this run. Steps already passed when resuming
     are folded into the starting rate with their own factors.
     """
-    if isinstance(lr_step, str):
-        lr_step = [e for e in lr_step.split(',') if e.strip()]
     epochs = [int(e) for e in lr_step]
     if epochs != sorted(epochs):
         raise ValueError('--lr_step must be increasing, got %r' % lr_step)

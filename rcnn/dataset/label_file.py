@@ -19,17 +19,25 @@ image and dropping empty boxes belong to the dataset loader (``rcnn.dataset.reti
 The reader rejects only lines that cannot be meant as annotations.
 """
 import dataclasses
+import os
 
 import numpy as np
 
 from rcnn.fileio import atomic_open
 
-__all__ = ['LabelRecord', 'read_label_file', 'write_label_file']
+__all__ = ['LabelRecord', 'split_paths', 'read_label_file', 'write_label_file']
 
 NUM_LANDMARKS = 5
 _BOX_ONLY = 4
 _FULL = 4 + 3 * NUM_LANDMARKS + 1
 _MISSING_TAIL = [-1.0] * (_FULL - _BOX_ONLY)
+
+
+def split_paths(data_path, split):
+    """``(label.txt, images folder)`` of the data set ``split`` ('train', 'val', 'test') under
+    ``data_path``: ``<data_path>/<split>/label.txt`` and ``<data_path>/<split>/images``."""
+    folder = os.path.join(data_path, split)
+    return os.path.join(folder, 'label.txt'), os.path.join(folder, 'images')
 
 
 @dataclasses.dataclass(eq=False)
@@ -146,7 +154,7 @@ def write_label_file(path, records):
     only (as in the val files); every other face with all 20 numbers. Reading the
     file back gives the same paths, boxes, landmarks and blur.
     """
-    with atomic_open(path, 'w', encoding='utf-8') as f:
+    with atomic_open(path, 'w') as f:
         for record in records:
             if not record.path or record.path != record.path.strip() or '\n' in record.path:
                 raise ValueError('%s: invalid image path %r' % (path, record.path))

@@ -26,7 +26,7 @@ from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
 from rcnn.contract import LANDMARK_FLIP_ORDER
-from rcnn.dataset.label_file import read_label_file
+from rcnn.dataset.label_file import read_label_file, split_paths
 from rcnn.io.image import image_size
 
 __all__ = ['retinaface']
@@ -39,22 +39,16 @@ class retinaface:
 
     Args:
         image_set: split folder name.
-        root_path: the original's cache folder; kept for its signature, nothing is written.
         data_path: folder holding ``<image_set>/label.txt`` and ``<image_set>/images``.
         cfg: the configuration (``rcnn.config.get_config``), for ``TRAIN.MIN_BOX_SIZE``.
     """
 
-    classes = ['bg', 'face']
-    num_classes = 2
-
-    def __init__(self, image_set, root_path, data_path, cfg):
+    def __init__(self, image_set, data_path, cfg):
         self.cfg = cfg
         self.name = 'retinaface'
         self.image_set = image_set
-        self.root_path = root_path
         self.data_path = data_path
-        self.label_file = os.path.join(data_path, image_set, 'label.txt')
-        self.images_path = os.path.join(data_path, image_set, 'images')
+        self.label_file, self.images_path = split_paths(data_path, image_set)
         if not os.path.isfile(self.label_file):
             raise FileNotFoundError('label file %s does not exist' % self.label_file)
         self.num_images = 0

@@ -69,7 +69,7 @@ import scipy.io
 from tqdm import tqdm
 
 from rcnn.cli import check_writable_dir, setup_logging
-from rcnn.dataset.label_file import LabelRecord, write_label_file
+from rcnn.dataset.label_file import LabelRecord, split_paths, write_label_file
 from rcnn.fileio import atomic_open, atomic_path, file_digest
 from rcnn.processing.box_ops import pairwise_overlap
 
@@ -641,7 +641,7 @@ def _generate_one(task):
     """Worker: render, write the JPEG atomically; returns the annotations (no pixels) and the file's SHA-256."""
     root, seed, split, index = task
     sample = render_image(seed, split, index)
-    with atomic_path(os.path.join(root, split, 'images', sample.path)) as tmp:
+    with atomic_path(os.path.join(split_paths(root, split)[1], sample.path)) as tmp:
         if not cv2.imwrite(tmp, sample.image, [cv2.IMWRITE_JPEG_QUALITY, sample.jpeg_quality]):
             raise IOError('could not write %s' % tmp)
         digest = file_digest(tmp)
@@ -692,7 +692,7 @@ class _Manifest:
         try:
             if os.path.islink(self.path):
                 raise ValueError('a link')
-            with open(self.path) as f:
+            with open(self.path, encoding='utf-8') as f:
                 data = json.load(f)
             if data.get('generator') != _GENERATOR or not isinstance(data.get('files'), dict):
                 raise ValueError('another program\'s JSON')
@@ -811,7 +811,7 @@ def generate_widerface(root, num_train, num_val, num_test, seed=0, workers=None,
         results = _render_split(root, split, count, seed, workers)
         samples = [sample for sample, _ in results]
         manifest.record({'%s/images/%s' % (split, sample.path): digest for sample, digest in results})
-        write_label_file(os.path.join(root, split, 'label.txt'), _label_records(samples, split != 'test'))
+        write_label_file(split_paths(root, split)[0], _label_records(samples, split != 'test'))
         manifest.record_files(['%s/label.txt' % split])
         logger.info('%s: %d images, %d faces', split, count, sum(len(s.boxes) for s in samples))
         if split == 'val':

@@ -69,9 +69,9 @@ from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
 from mtcnn.predictor import LANDMARK_PARAM
 from mtcnn.symbol import INPUT_SIZE, get_symbol
 from rcnn.contract import anchors_to_json, recorded_anchors
-from rcnn.core.checkpoint import load_checkpoint, load_param_file, params_path
+from rcnn.core.checkpoint import load_checkpoint, load_param_file
 from rcnn.deploy import ort
-from rcnn.fileio import atomic_path
+from rcnn.fileio import atomic_path, params_path, symbol_path
 
 __all__ = ['OPSET', 'RTOL', 'ATOL', 'ExportError', 'VerificationError', 'InputSpec', 'ExportResult',
            'retinaface_spec', 'mtcnn_spec', 'prepare_symbol', 'convert', 'verify', 'random_inputs',
@@ -566,7 +566,7 @@ def export_retinaface(prefix, epoch, output, static_shape=None, overwrite=False,
     """Export a RetinaFace checkpoint (deploy symbol); ``kwargs`` go to ``export``."""
     check_output(output, overwrite)
     symbol, arg_params, aux_params = load_checkpoint(prefix, epoch)
-    source = '%s-symbol.json, %s' % (os.path.basename(prefix), os.path.basename(params_path(prefix, epoch)))
+    source = '%s, %s' % (os.path.basename(symbol_path(prefix)), os.path.basename(params_path(prefix, epoch)))
     return export(symbol, arg_params, aux_params, output, retinaface_spec(static_shape), 'retinaface', source,
                   overwrite, **kwargs)
 

@@ -43,7 +43,7 @@ from rcnn.processing.box_ops import pairwise_overlap
 
 __all__ = ['SETTINGS', 'THRESH_NUM', 'GroundTruth', 'load_ground_truth', 'read_prediction_file',
            'load_predictions', 'normalize_scores', 'match_image', 'voc_ap', 'evaluate',
-           'format_table', 'write_summary', 'plot_pr_curves', 'main']
+           'format_table', 'write_summary', 'plot_pr_curves', 'write_report', 'SUMMARY_FILE', 'PR_CURVES_FILE', 'main']
 
 logger = logging.getLogger(__name__)
 
@@ -349,6 +349,17 @@ def format_table(result):
     return '\n'.join(lines)
 
 
+SUMMARY_FILE = 'widerface_eval.json'
+PR_CURVES_FILE = 'widerface_pr.png'
+
+
+def write_report(result, folder):
+    """``folder/SUMMARY_FILE`` (:func:`write_summary`) and ``folder/PR_CURVES_FILE``
+    (:func:`plot_pr_curves`) of an :func:`evaluate` result."""
+    write_summary(result, os.path.join(folder, SUMMARY_FILE))
+    plot_pr_curves(result, os.path.join(folder, PR_CURVES_FILE))
+
+
 def write_summary(result, path):
     """Write the APs and counts (no curves) as JSON, atomically."""
     summary = {setting: result[setting] for setting in SETTINGS}
@@ -390,7 +401,7 @@ def main(argv=None):
                         help='folder with wider_face_val.mat and wider_{easy,medium,hard}_val.mat')
     parser.add_argument('--iou-thresh', type=probability, default=0.5, help='IoU for a match')
     parser.add_argument('--out-dir', default=None,
-                        help='where to write widerface_eval.json and widerface_pr.png (default: --pred)')
+                        help='where to write %s and %s (default: --pred)' % (SUMMARY_FILE, PR_CURVES_FILE))
     args = parser.parse_args(argv)
     check_existing_dir(parser, args.pred, '--pred')
     check_existing_dir(parser, args.gt, '--gt')
@@ -398,8 +409,7 @@ def main(argv=None):
     check_writable_dir(parser, out_dir, '--out-dir')
     with input_errors():
         result = evaluate(args.pred, args.gt, args.iou_thresh)
-    write_summary(result, os.path.join(out_dir, 'widerface_eval.json'))
-    plot_pr_curves(result, os.path.join(out_dir, 'widerface_pr.png'))
+    write_report(result, out_dir)
     print(format_table(result))
     return result
 

@@ -32,10 +32,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-__all__ = ['read_image', 'image_size', 'exif_orientation', 'MAX_MEGAPIXELS', 'check_megapixels', 'input_shape',
-           'check_scales', 'check_image',
-           'load_image', 'crop_image', 'get_crop_image1', 'color_aug', 'brightness_aug', 'contrast_aug',
-           'saturation_aug', 'transform']
+__all__ = ['read_image', 'image_size', 'exif_orientation', 'MAX_MEGAPIXELS', 'check_megapixels', 'nocrop_shape',
+           'input_shape', 'check_scales', 'check_image', 'load_image', 'crop_image', 'get_crop_image1', 'color_aug',
+           'brightness_aug', 'contrast_aug', 'saturation_aug', 'transform']
 
 logger = logging.getLogger(__name__)
 
@@ -153,13 +152,18 @@ def check_megapixels(value):
     return float(value)
 
 
+def nocrop_shape(height, width):
+    """(H, W) rounded up to multiples of 32: the input RetinaFace's ``nocrop`` zero-pads an image to."""
+    return -(-height // 32) * 32, -(-width // 32) * 32
+
+
 def input_shape(height, width, scale, nocrop=False):
     """(H, W) of the network input for an image of ``height`` x ``width`` pixels at ``scale``
-    (cv2.resize rounds to the nearest pixel; ``nocrop`` pads to multiples of 32)."""
+    (cv2.resize rounds to the nearest pixel; ``nocrop``: :func:`nocrop_shape`)."""
     if scale != 1.0:
         height, width = int(round(height * scale)), int(round(width * scale))
     if nocrop:
-        height, width = -(-height // 32) * 32, -(-width // 32) * 32
+        height, width = nocrop_shape(height, width)
     return height, width
 
 

@@ -1,9 +1,9 @@
-"""NMS wrappers: functions of (N, 5) detections returning the kept indices."""
-import logging
+"""NMS wrappers: functions of (N, 5) detections returning the kept indices.
 
+NMS runs on the CPU on every device: the original's CUDA ``gpu_nms`` is not ported
+(NMS is a small fraction of detection time, and the results are the same).
+"""
 from rcnn.cython.cpu_nms import cpu_nms
-
-logger = logging.getLogger(__name__)
 
 
 def cpu_nms_wrapper(thresh):
@@ -12,12 +12,3 @@ def cpu_nms_wrapper(thresh):
         return cpu_nms(dets, thresh)
     return _nms
 
-
-def gpu_nms_wrapper(thresh, device_id):
-    """Compatibility: the original's GPU NMS entry point, for scripts that call it.
-
-    This port ships no CUDA NMS kernel (NMS is a small fraction of detection time),
-    so it warns and returns the CPU NMS, which gives identical results.
-    """
-    logger.warning('no CUDA NMS is built; using cpu_nms instead of gpu_nms on device %d', device_id)
-    return cpu_nms_wrapper(thresh)

@@ -1,7 +1,6 @@
 """RetinaFace networks by name: ``get_symbol_train(network, cfg)`` and ``get_symbol_test(network, cfg)``.
 
-``cfg`` is the configuration object (``rcnn.config.config`` after ``generate_config``);
-nothing here reads global state.
+``cfg`` is the configuration value of ``rcnn.config.get_config``; nothing here reads global state.
 """
 from rcnn.contract import label_names
 from rcnn.symbol.symbol_common import get_fixed_params
