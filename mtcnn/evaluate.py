@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from mtcnn.boxes import iou
 from mtcnn.cli import add_detector_arguments, build_detector, check_detector_arguments
+from mtcnn.defaults import MIN_FACE_SIZE
 from mtcnn.samples import load_annotations
 from rcnn import cli, runtime
 from rcnn.io.image import read_image
@@ -134,7 +135,7 @@ def main(argv=None):
     parser.add_argument('--label', required=True)
     parser.add_argument('--images', default=None, help='image root (default: images/ beside the label)')
     add_detector_arguments(parser, required=('pnet',))
-    parser.add_argument('--min-gt', type=cli.non_negative_float, default=24,
+    parser.add_argument('--min-gt', type=cli.non_negative_float, default=MIN_FACE_SIZE,
                         help='ignore faces smaller than this (pixels)')
     args = parser.parse_args(argv)
     cli.check_existing_file(parser, args.label, '--label')

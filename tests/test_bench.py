@@ -82,7 +82,7 @@ def test_mtcnn_benchmark_prints_its_table(tmp_path):
     assert all(len(row) == 10 and row[4] == '1' and row[6].endswith('x') for row in canonical), result.stdout
 
 
-def test_onnx_benchmark_prints_its_table():
+def test_deploy_benchmark_prints_its_table():
     shared = require_shared('assets/models/retinaface-mnet025/mnet.25-symbol.json').parents[3]
     command = [sys.executable, 'bench/deploy.py', '--repeat', '1', '--rounds', '1', '--shared', str(shared)]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)

@@ -63,7 +63,8 @@ def test_example_links_are_unique_and_follow_the_data(tmp_path):
     links = tmp_path / 'examples'
     demo.link_examples(str(tmp_path / 'old'), ['1--a/x.jpg', '2--b/x.jpg'], str(links))
     os.symlink(str(tmp_path / 'gone.jpg'), str(links / '3--c_y.jpg'))   # dangling
-    demo.link_examples(str(tmp_path / 'new'), ['1--a/x.jpg', '2--b/x.jpg', '3--c/y.jpg'], str(links))
+    os.symlink(str(tmp_path / 'old' / '1--a' / 'x.jpg'), str(links / 'x.jpg'))   # a name no longer used
+    demo.link_examples(str(tmp_path / 'new'), ['2--b/x.jpg', '3--c/y.jpg', '1--a/x.jpg'], str(links))
     assert sorted(os.listdir(links)) == ['1--a_x.jpg', '2--b_x.jpg', '3--c_y.jpg']
     assert os.readlink(links / '2--b_x.jpg') == str(tmp_path / 'new' / '2--b' / 'x.jpg')
     assert os.readlink(links / '3--c_y.jpg') == str(tmp_path / 'new' / '3--c' / 'y.jpg')

@@ -1,4 +1,7 @@
 """tools/launch.py: every role of a parameter-server job gets the scheduler's address."""
+import os
+import sys
+
 from tools import launch
 
 
@@ -32,3 +35,12 @@ def test_without_a_port_a_free_one_is_chosen(monkeypatch):
     assert launch.main(['-n', '1', '--', 'worker']) == 0
     assert {env['DMLC_PS_ROOT_PORT'] for env in started} == {'40123'}
     assert {env['DMLC_PS_ROOT_URI'] for env in started} == {'127.0.0.1'}
+
+
+def test_a_started_process_logs_to_its_file_and_the_launcher_keeps_no_descriptor(tmp_path):
+    before = len(os.listdir('/proc/self/fd'))
+    proc = launch.start([sys.executable, '-c', 'import sys; print("out"); print("err", file=sys.stderr)'],
+                        dict(os.environ), str(tmp_path / 'worker0.log'))
+    assert proc.wait(timeout=60) == 0
+    assert len(os.listdir('/proc/self/fd')) == before
+    assert sorted((tmp_path / 'worker0.log').read_text().split()) == ['err', 'out']

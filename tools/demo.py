@@ -111,14 +111,17 @@ def evaluate(args, epoch):
 
 
 def link_examples(images, paths, folder):
-    """Symbolic links ``folder/<event>_<name>`` to ``images/<event>/<name>`` for each label path:
-    unique names, as the paths are; a link to another target (data moved or regenerated) is replaced."""
+    """Make ``folder`` (the demo's own) hold exactly the symbolic links ``<event>_<name>`` to
+    ``images/<event>/<name>`` of the label paths: unique names, as the paths are. Links to
+    other targets or of other names (data moved or regenerated, an earlier run) are removed."""
     os.makedirs(folder, exist_ok=True)
-    for path in paths:
-        link = os.path.join(folder, path.replace('/', '_'))
-        target = os.path.abspath(os.path.join(images, path))
-        if os.path.islink(link) and os.readlink(link) != target:
+    wanted = {path.replace('/', '_'): os.path.abspath(os.path.join(images, path)) for path in paths}
+    for name in os.listdir(folder):
+        link = os.path.join(folder, name)
+        if os.path.islink(link) and wanted.get(name) != os.readlink(link):
             os.remove(link)
+    for name, target in wanted.items():
+        link = os.path.join(folder, name)
         if not os.path.lexists(link):
             os.symlink(target, link)
 

@@ -11,4 +11,3 @@ def cpu_nms_wrapper(thresh):
     def _nms(dets):
         return cpu_nms(dets, thresh)
     return _nms
-
