@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 
 from rcnn.config import get_config  # noqa: E402
 from rcnn.core.loader import CropLoader  # noqa: E402
+from rcnn.dataset.label_file import split_paths  # noqa: E402
 from rcnn.dataset.retinaface import retinaface  # noqa: E402
 from rcnn.dataset.synthetic import generate_widerface  # noqa: E402
 from rcnn.io.rpn import AA  # noqa: E402
@@ -74,7 +75,7 @@ def main():
     args = parser.parse_args()
 
     config, _ = get_config('mnet', 'retinaface')
-    if not os.path.isfile(os.path.join(args.data, 'train', 'label.txt')):
+    if not os.path.isfile(split_paths(args.data, 'train')[0]):
         print('generating %d synthetic images in %s' % (args.images, args.data))
         generate_widerface(args.data, args.images, 0, 0, seed=0)
     imdb = retinaface('train', args.data, config)

@@ -43,7 +43,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rcnn.dataset.label_file import read_label_file, write_label_file  # noqa: E402
+from rcnn.dataset.label_file import read_label_file, split_paths, write_label_file  # noqa: E402
 from rcnn.dataset.synthetic import generate_widerface  # noqa: E402
 from rcnn.runtime import RUNTIME_VARIABLE, usable_cpus  # noqa: E402
 
@@ -77,9 +77,10 @@ class Workload:
         self.data = self.root / 'data'
         generate_widerface(str(self.data), num_train=40, num_val=20, num_test=0, seed=0)
         # mode1's image set: the first 5 val images, read from val/images.
-        (self.data / 'val5').mkdir()
-        os.symlink(self.data / 'val' / 'images', self.data / 'val5' / 'images')
-        write_label_file(self.data / 'val5' / 'label.txt', read_label_file(self.data / 'val' / 'label.txt')[:5])
+        (val_label, val_images), (val5_label, val5_images) = (split_paths(str(self.data), s) for s in ('val', 'val5'))
+        os.makedirs(os.path.dirname(val5_label))
+        os.symlink(val_images, val5_images)
+        write_label_file(val5_label, read_label_file(val_label)[:5])
         self.runs = 0
 
     def scratch(self):

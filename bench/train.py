@@ -28,6 +28,7 @@ from rcnn.config import get_config  # noqa: E402
 from rcnn.core.finite import ModuleCheck  # noqa: E402
 from rcnn.core.loader import CropLoader  # noqa: E402
 from rcnn.core.metric import get_train_metrics  # noqa: E402
+from rcnn.dataset.label_file import split_paths  # noqa: E402
 from rcnn.dataset.retinaface import retinaface  # noqa: E402
 from rcnn.symbol import get_symbol_train  # noqa: E402
 
@@ -81,7 +82,7 @@ def main():
     parser.add_argument('--bare', type=int, default=20, help='iterations of each bare loop')
     parser.add_argument('--prefix', default='/tmp/bench_train/mnet')
     args = parser.parse_args()
-    if not os.path.isfile(os.path.join(args.data, 'train', 'label.txt')):
+    if not os.path.isfile(split_paths(args.data, 'train')[0]):
         raise SystemExit('no data at %s; make it with: python -m rcnn.dataset.synthetic --output %s'
                          % (args.data, args.data))
     bare, checked = bare_seconds(args, args.bare)

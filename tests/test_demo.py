@@ -1,6 +1,7 @@
 """tools/demo.py (make demo) on tiny settings: every stage runs, a second run resumes, and an
 interrupted or failed step is not reported as finished."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,9 +27,14 @@ def run_demo(tmp_path, epochs):
 def test_demo_runs_every_stage_and_resumes(tmp_path):
     first = run_demo(tmp_path, epochs=1)
     assert 'Demo finished' in first
-    # MXNet logs the engine when it is not the default; the training step runs the naive one
+    # The training step chooses its own CPU runtime: the naive engine on several OpenMP threads,
+    # MXNet's threaded engine on one (the CPUs other processes leave idle decide, rcnn.runtime).
     training = first.split('train.py --network')[1].split('test_widerface.py --mode')[0]
-    assert 'MXNet start using engine: NaiveEngine' in training, first
+    chosen = re.search(r'MXNet CPU training runtime: engine (\S+), OpenMP threads (\d+)', training)
+    assert chosen, first
+    engine, threads = chosen.group(1), int(chosen.group(2))
+    assert (engine == 'NaiveEngine') == (threads > 1), chosen.group(0)
+    assert ('MXNet start using engine: NaiveEngine' in training) == (threads > 1), first
     assert ' --lr 0.01 --lr_step 5 ' in training and ' --seed 3 ' in training
     assert ' --seed 3 ' in first.split('rcnn.dataset.synthetic')[1].split('\n')[0]
     predictions = tmp_path / 'out' / 'predictions-0001'
