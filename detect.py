@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from rcnn import cli, runtime
 from rcnn.draw import draw_detections
 from rcnn.fileio import atomic_open, atomic_path, params_path, symbol_path
-from rcnn import cli, runtime
 from rcnn.io.image import MAX_MEGAPIXELS, check_scales, image_size, read_image
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')

@@ -156,10 +156,9 @@ def check_result_paths(records, label):
         first[key] = record
 
 
-def image_list(dataset_path, image_set):
-    """The records of ``<dataset_path>/<image_set>/label.txt`` in file order, their paths checked
+def image_list(label):
+    """The records of the ``label.txt`` file ``label`` in file order, their paths checked
     (``check_result_paths``)."""
-    label, _ = split_paths(dataset_path, image_set)
     records = read_label_file(label)
     check_result_paths(records, label)
     return records
@@ -173,7 +172,7 @@ def detect_split(args):
     """
     label, image_root = split_paths(args.dataset_path, args.image_set)
     with cli.input_errors():
-        records = image_list(args.dataset_path, args.image_set)
+        records = image_list(label)
         mine = [r for i, r in enumerate(records) if i % args.parts == args.part]
         todo = [r for r in mine if args.overwrite or not os.path.exists(result_path(args.output, r.path))]
         for record in todo:

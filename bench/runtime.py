@@ -77,7 +77,8 @@ class Workload:
         self.data = self.root / 'data'
         generate_widerface(str(self.data), num_train=40, num_val=20, num_test=0, seed=0)
         # mode1's image set: the first 5 val images, read from val/images.
-        (val_label, val_images), (val5_label, val5_images) = (split_paths(str(self.data), s) for s in ('val', 'val5'))
+        val_label, val_images = split_paths(str(self.data), 'val')
+        val5_label, val5_images = split_paths(str(self.data), 'val5')
         os.makedirs(os.path.dirname(val5_label))
         os.symlink(val_images, val5_images)
         write_label_file(val5_label, read_label_file(val_label)[:5])

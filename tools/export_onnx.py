@@ -13,6 +13,7 @@ the output, and no file is written. The opset is 13, the newest MXNet 1.9.1's
 converters are written for.
 """
 import argparse
+import functools
 import os
 import sys
 
@@ -89,16 +90,13 @@ def main(argv=None, load=None):
     runtime.configure_cpu_inference(load=load)
     if args.model == 'retinaface':
         files = (symbol_path(args.prefix), params_path(args.prefix, args.epoch))
+        export = functools.partial(onnx_export.export_retinaface, args.prefix, args.epoch)
     else:
         files = (args.params,)
+        export = functools.partial(onnx_export.export_mtcnn, args.net, args.params)
     with cli.model_load_errors(*files):
         try:
-            if args.model == 'retinaface':
-                result = onnx_export.export_retinaface(args.prefix, args.epoch, args.output, static_shape=args.shape,
-                                                       overwrite=args.overwrite)
-            else:
-                result = onnx_export.export_mtcnn(args.net, args.params, args.output, static_shape=args.shape,
-                                                  overwrite=args.overwrite)
+            result = export(args.output, static_shape=args.shape, overwrite=args.overwrite)
         except onnx_export.VerificationError as err:
             cli.exit_error(err)
     worst = max(result.errors, key=lambda n: result.errors[n][0] / result.errors[n][1])
