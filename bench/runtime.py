@@ -26,12 +26,16 @@ Conditions:
 - parts: two processes at once, timed until both have finished: ``--parts 2 --part 0`` and
   ``--part 1`` for the test_widerface rows, two copies of the command for the others.
 
-Every (row, condition) runs ``--repeat`` times, ours and default alternating; the table
-gives medians and the ratio ours / default.
+Every (row, condition) runs ``--repeat`` times, ours and default alternating. The first
+table gives median wall seconds and the ratio ours / default; the second the median CPU
+seconds (user + system) of the commands themselves, busy loops not counted. Where both
+runtimes keep every core busy, as two parts on two cores do, the wall time follows the
+CPU seconds, and a runtime can only win by doing less work.
 """
 import argparse
 import os
 import pathlib
+import resource
 import shutil
 import subprocess
 import sys
@@ -45,7 +49,7 @@ sys.path.insert(0, str(REPO))
 
 from rcnn.dataset.label_file import read_label_file, split_paths, write_label_file  # noqa: E402
 from rcnn.dataset.synthetic import generate_widerface  # noqa: E402
-from rcnn.runtime import RUNTIME_VARIABLE, usable_cpus  # noqa: E402
+from rcnn.runtime import DEFAULT_ENGINE, RUNTIME_VARIABLE, usable_cpus  # noqa: E402
 
 ROWS = ('mode0', 'mode1', 'detect', 'mtcnn', 'train')
 CONDITIONS = ('quiet', 'busy', 'parts')
@@ -60,7 +64,7 @@ def runtime_env(runtime):
     env = {k: v for k, v in os.environ.items() if k not in RUNTIME_ENV}
     env['PYTHONPATH'] = str(REPO)
     if runtime == 'default':
-        env.update({'MXNET_ENGINE_TYPE': 'ThreadedEnginePerDevice', RUNTIME_VARIABLE: 'mxnet'})
+        env.update({'MXNET_ENGINE_TYPE': DEFAULT_ENGINE, RUNTIME_VARIABLE: 'mxnet'})
     return env
 
 
@@ -118,12 +122,19 @@ class Workload:
                  '--max_iters', str(iterations), '--frequent', '1000'] for k in range(copies)]
 
 
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_all(commands, env, busy, busy_limit):
-    """Wall seconds until every command (started together) has finished, with ``busy`` busy loops."""
+    """(wall, cpu) seconds until every command (started together) has finished, with ``busy`` busy
+    loops: the wall clock, and the commands' CPU time (the loops are reaped after it is read)."""
     loops = [subprocess.Popen([sys.executable, '-c', BUSY_LOOP % busy_limit]) for _ in range(busy)]
     try:
         if loops:
             time.sleep(0.5)  # let the loops take the cores
+        cpu = _children_cpu()
         start = time.perf_counter()
         procs = [subprocess.Popen(c, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                  for c in commands]
@@ -133,16 +144,18 @@ def run_all(commands, env, busy, busy_limit):
             if proc.returncode:
                 failures.append('%s\n%s' % (' '.join(command), stderr.decode(errors='replace')[-2000:]))
         seconds = time.perf_counter() - start
+        cpu = _children_cpu() - cpu
     finally:
         for loop in loops:
             loop.kill()
             loop.wait()
     if failures:
         raise SystemExit('a benchmark command failed:\n' + '\n'.join(failures))
-    return seconds
+    return seconds, cpu
 
 
 def measure(work, row, condition, runtime, busy_limit):
+    """(wall, cpu) seconds of one measurement; for train, per iteration."""
     copies = 2 if condition == 'parts' else 1
     busy = usable_cpus() if condition == 'busy' else 0
     env = runtime_env(runtime)
@@ -150,7 +163,19 @@ def measure(work, row, condition, runtime, busy_limit):
         return run_all(work.commands(row, copies), env, busy, busy_limit)
     short = run_all(work.train_commands(TRAIN_SHORT, copies), env, busy, busy_limit)
     long = run_all(work.train_commands(TRAIN_LONG, copies), env, busy, busy_limit)
-    return (long - short) / (TRAIN_LONG - TRAIN_SHORT)
+    return tuple((b - a) / (TRAIN_LONG - TRAIN_SHORT) for a, b in zip(short, long))
+
+
+def print_table(title, rows, conditions, medians):
+    """One line per row: per condition, ours, default and their ratio."""
+    print('\n' + title)
+    print('%-8s' % 'row' + ''.join(' | %-7s %7s %7s %6s' % (c, 'ours', 'default', 'ratio') for c in conditions))
+    for row in rows:
+        cells = []
+        for condition in conditions:
+            m = medians[row, condition]
+            cells.append(' | %-7s %7.3f %7.3f %5.2fx' % ('', m['ours'], m['default'], m['ours'] / m['default']))
+        print('%-8s' % row + ''.join(cells))
 
 
 def main(argv=None):
@@ -173,25 +198,21 @@ def main(argv=None):
         work = Workload(root, args.shared)
         load = ' '.join('%.2f' % v for v in os.getloadavg())
         print('%d usable CPUs, load average %s at the start' % (usable_cpus(), load))
-        medians = {}
+        walls, cpus = {}, {}
         for row in rows:
             for condition in conditions:
-                times = {runtime: [] for runtime in RUNTIMES}
+                runs = {runtime: [] for runtime in RUNTIMES}
                 for _ in range(args.repeat):
                     for runtime in RUNTIMES:
-                        times[runtime].append(measure(work, row, condition, runtime, args.busy_limit))
-                medians[row, condition] = {r: float(np.median(t)) for r, t in times.items()}
-                print('  %s, %s: ours %s, default %s' % (row, condition, ' '.join('%.2f' % t for t in times['ours']),
-                                                         ' '.join('%.2f' % t for t in times['default'])),
-                      flush=True)
-        print('\nseconds (train: per iteration), median of %d; ratio = ours / default' % args.repeat)
-        print('%-8s' % 'row' + ''.join(' | %-7s %7s %7s %6s' % (c, 'ours', 'default', 'ratio') for c in conditions))
-        for row in rows:
-            cells = []
-            for condition in conditions:
-                m = medians[row, condition]
-                cells.append(' | %-7s %7.3f %7.3f %5.2fx' % ('', m['ours'], m['default'], m['ours'] / m['default']))
-            print('%-8s' % row + ''.join(cells))
+                        runs[runtime].append(measure(work, row, condition, runtime, args.busy_limit))
+                walls[row, condition] = {r: float(np.median([w for w, _ in m])) for r, m in runs.items()}
+                cpus[row, condition] = {r: float(np.median([c for _, c in m])) for r, m in runs.items()}
+                print('  %s, %s: wall (cpu) ours %s, default %s' % (
+                    row, condition, *(' '.join('%.2f (%.2f)' % run for run in runs[r]) for r in RUNTIMES)), flush=True)
+        print_table('wall seconds (train: per iteration), median of %d; ratio = ours / default' % args.repeat,
+                    rows, conditions, walls)
+        print_table("the commands' CPU seconds, user + system (train: per iteration), median of %d" % args.repeat,
+                    rows, conditions, cpus)
         print('load average %s at the end' % ' '.join('%.2f' % v for v in os.getloadavg()))
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -4,8 +4,12 @@ What the command lines choose on the CPU, and why (figures: ``bench/runtime.py``
 docs/benchmarks.md):
 
 - **Engine.** MXNet's default threaded engine hands every operator to a worker
-  thread; the detectors and the training loop wait for each result, so the
-  hand-off buys no overlap. The naive engine runs operators in the calling thread.
+  thread. With several OpenMP threads the naive engine, which runs operators in
+  the calling thread, is faster: the detectors and the training loop wait for
+  each result. With one thread (a part of a ``--parts`` run, a busy machine, an
+  ``OMP_NUM_THREADS=1`` of the user's) MXNet's threaded engine stays: its worker
+  runs the operators while the Python thread goes on, and on a busy machine the
+  naive engine on one thread was the slower of the two.
 - **OpenMP threads.** One per CPU this process may use, shared out among the
   ``parts`` processes of one job (``test_widerface.py --parts``). MXNet's default
   leaves a core to its engine (one thread on 2 cores).
@@ -31,13 +35,14 @@ import logging
 import os
 import time
 
-__all__ = ['RUNTIME_VARIABLE', 'SPIN_COUNT', 'usable_cpus', 'CpuLoad', 'prepare_openmp',
+__all__ = ['RUNTIME_VARIABLE', 'DEFAULT_ENGINE', 'SPIN_COUNT', 'usable_cpus', 'CpuLoad', 'prepare_openmp',
            'configure_cpu_inference', 'configure_cpu_training', 'DeviceError', 'cuda_gpus', 'choose_gpu',
            'choose_gpus', 'check_context']
 
 logger = logging.getLogger(__name__)
 
 ENGINE = 'NaiveEngine'
+DEFAULT_ENGINE = 'ThreadedEnginePerDevice'  # MXNet's, where MXNET_ENGINE_TYPE is unset
 # Set to 'mxnet' to keep MXNet's own runtime defaults.
 RUNTIME_VARIABLE = 'RETINAFACE_CPU_RUNTIME'
 SPIN_COUNT = '10000'
@@ -122,15 +127,20 @@ def _threads(parts, load):
     return threads
 
 
-def _configure(engine, parts, load, what, naive_on_one_thread=True):
-    """Engine (None: MXNet's) and OpenMP threads; see configure_cpu_inference. With
-    ``naive_on_one_thread`` False, one thread leaves the engine to MXNet."""
+def _users_threads():
+    """The user's ``OMP_NUM_THREADS`` (MXNet reads one integer), or None where unset."""
+    value = os.environ.get('OMP_NUM_THREADS', '').strip()
+    return int(value) if value.isdigit() else None
+
+
+def _configure(engine, parts, load, what):
+    """Engine (None: MXNet's) and OpenMP threads; see configure_cpu_inference."""
     import mxnet as mx
     if not _ours():
         logger.info('%s runtime: MXNet defaults (%s=mxnet)', what, RUNTIME_VARIABLE)
         return None, None
     threads = None if 'OMP_NUM_THREADS' in os.environ else _threads(parts, load)
-    if threads == 1 and not naive_on_one_thread:
+    if (threads or _users_threads()) == 1:
         engine = None
     if engine is not None and 'MXNET_ENGINE_TYPE' not in os.environ:
         os.environ['MXNET_ENGINE_TYPE'] = engine
@@ -142,20 +152,23 @@ def _configure(engine, parts, load, what, naive_on_one_thread=True):
         engine = None
     if threads is not None:
         mx.base.check_call(mx.base._LIB.MXSetNumOMPThreads(ctypes.c_int(threads)))
-    logger.info('%s runtime: engine %s, OpenMP threads %s, spin count %s', what,
-                engine or 'MXNET_ENGINE_TYPE=%s' % os.environ.get('MXNET_ENGINE_TYPE', "MXNet's default"),
-                threads or 'OMP_NUM_THREADS=%s' % os.environ['OMP_NUM_THREADS'],
+    if engine is None:
+        engine_text = ('%s (MXNET_ENGINE_TYPE)' % os.environ['MXNET_ENGINE_TYPE'] if 'MXNET_ENGINE_TYPE' in os.environ
+                       else "%s (MXNet's default)" % DEFAULT_ENGINE)
+    logger.info('%s runtime: engine %s, OpenMP threads %s, spin count %s', what, engine or engine_text,
+                threads or '%s (OMP_NUM_THREADS)' % os.environ['OMP_NUM_THREADS'],
                 os.environ.get('GOMP_SPINCOUNT', 'OMP_WAIT_POLICY=%s' % os.environ.get('OMP_WAIT_POLICY', 'default')))
     return engine, threads
 
 
 def configure_cpu_inference(parts=1, load=None):
-    """Select the naive engine and the OpenMP threads for detection on the CPU.
+    """Select the engine and the OpenMP threads for detection on the CPU.
 
     Process-wide, and effective only before the process's first MXNet operation:
     MXNet creates its engine then and never replaces it. The threads are
     ``usable_cpus() // parts``, and with a ``load`` (``CpuLoad``) at most the CPUs
     other processes left idle: pass one for networks of small operators (MTCNN).
+    The engine is the naive one on several threads, MXNet's threaded engine on one.
     The environment of child processes is left as it was.
 
     Returns:
@@ -169,7 +182,7 @@ def configure_cpu_training(load, single_context=True):
     threads capped by ``load``. The naive engine only for one context and several threads: with
     several contexts, or one thread (a busy machine), MXNet's threaded engine overlaps them, or
     the step with the Python loop. Returns (engine, threads) likewise."""
-    return _configure(ENGINE if single_context else None, 1, load, 'MXNet CPU training', naive_on_one_thread=False)
+    return _configure(ENGINE if single_context else None, 1, load, 'MXNet CPU training')
 
 
 class DeviceError(ValueError):

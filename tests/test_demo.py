@@ -30,7 +30,7 @@ def test_demo_runs_every_stage_and_resumes(tmp_path):
     # The training step chooses its own CPU runtime: the naive engine on several OpenMP threads,
     # MXNet's threaded engine on one (the CPUs other processes leave idle decide, rcnn.runtime).
     training = first.split('train.py --network')[1].split('test_widerface.py --mode')[0]
-    chosen = re.search(r'MXNet CPU training runtime: engine (\S+), OpenMP threads (\d+)', training)
+    chosen = re.search(r'MXNet CPU training runtime: engine (\S+)[^,]*, OpenMP threads (\d+)', training)
     assert chosen, first
     engine, threads = chosen.group(1), int(chosen.group(2))
     assert (engine == 'NaiveEngine') == (threads > 1), chosen.group(0)

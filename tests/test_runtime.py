@@ -91,16 +91,23 @@ def test_detection_runtime_is_the_naive_engine_on_every_cpu_and_a_short_spin():
 def test_parts_share_the_cpus():
     got, _ = report(parts=2)
     assert got['threads'] == got['omp_max_threads'] == CPUS // 2
-    assert report(parts=CPUS + 1)[0]['threads'] == 1
+    assert (got['engine'] == 'NaiveEngine') == (CPUS // 2 > 1)
+    # One thread keeps MXNet's threaded engine.
+    got, log = report(parts=CPUS + 1)
+    assert got == {'engine': None, 'threads': 1, 'omp_max_threads': 1, 'engine_variable': None,
+                   'spin_count': runtime.SPIN_COUNT}
+    assert 'NaiveEngine' not in log
 
 
 @pytest.mark.skipif(CPUS < 2, reason='one CPU: one thread either way')
 def test_threads_yield_to_busy_processes():
-    """With a busy loop on every CPU, a runtime measuring the load (MTCNN, training) takes one thread."""
-    assert report(busy=CPUS)[0]['threads'] == 1
-    # Training on one thread keeps MXNet's threaded engine: it overlaps the step with the Python loop.
-    assert report('training', busy=CPUS)[0] == {'engine': None, 'threads': 1, 'omp_max_threads': 1,
-                                                 'engine_variable': None, 'spin_count': runtime.SPIN_COUNT}
+    """With a busy loop on every CPU, a runtime measuring the load (MTCNN, training) takes one thread,
+    on MXNet's threaded engine: its worker runs the operators while the Python thread goes on."""
+    for function in ('inference', 'training'):
+        got, log = report(function, busy=CPUS)
+        assert got == {'engine': None, 'threads': 1, 'omp_max_threads': 1, 'engine_variable': None,
+                       'spin_count': runtime.SPIN_COUNT}
+        assert "engine ThreadedEnginePerDevice (MXNet's default), OpenMP threads 1," in log
 
 
 def test_training_runtime():
@@ -119,6 +126,15 @@ def test_leaves_the_users_settings_alone():
     assert 'NaiveEngine' not in log
     # A wait policy of the user's own: no spin count is added.
     assert report(OMP_WAIT_POLICY='PASSIVE')[0]['spin_count'] is None
+
+
+def test_the_users_thread_count_chooses_the_engine():
+    """The user's OMP_NUM_THREADS stands; the engine follows it: naive on several threads, MXNet's on one."""
+    for variable, engine in (('1', None), ('2', 'NaiveEngine')):
+        got, log = report(OMP_NUM_THREADS=variable)
+        assert got['engine'] == engine and got['threads'] is None, variable
+        assert got['omp_max_threads'] == int(variable), variable
+        assert ('MXNet start using engine: NaiveEngine' in log) == (engine is not None), variable
 
 
 def test_runtime_variable_keeps_mxnet_defaults():
