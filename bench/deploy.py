@@ -8,7 +8,7 @@ its own child process, in alternating rounds (MXNet, onnxruntime, MXNet, ...; on
 process's leftover threads never slow the other's measurements):
 
 - mxnet: as our detection commands run it (``GOMP_SPINCOUNT`` set before the
-  child starts, then ``rcnn.runtime.configure_cpu_inference()``: naive engine,
+  child starts, then ``rcnn.runtime.configure_cpu_inference()``: on 2+ CPUs the naive engine,
   one OpenMP thread per CPU). mnet.25 is ``RetinaFace``'s forward
   (``rcnn.core.executor.ShapeCachedExecutor``: input copied in, forward, every
   output read back); the MTCNN nets are the detector's

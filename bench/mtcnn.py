@@ -22,7 +22,7 @@ engine is chosen once per process):
   unset (on 2 cores operators get one OpenMP thread); the original runs this way;
 - configured: as the MTCNN command lines run (``rcnn.runtime``: the spin count
   of ``prepare_openmp`` set before the child starts, then
-  ``configure_cpu_inference``: naive engine, one OpenMP thread per CPU for
+  ``configure_cpu_inference``: on 2+ CPUs the naive engine, one OpenMP thread per CPU for
   oneDNN; MXNet's own kernels keep the thread count chosen at import);
 - naive-env: MXNET_ENGINE_TYPE=NaiveEngine and OMP_NUM_THREADS=<CPUs> set
   before the child starts, so MXNet's own kernels (the stock PReLU of orig.)

@@ -2,7 +2,8 @@
 
     python bench/runtime.py [--repeat 3] [--rows mode0,mode1,detect,mtcnn,train] [--shared ../shared]
 
-Rows, each a command run in child processes and timed by the wall clock:
+Rows, each a command run in child processes, timed by the wall clock and by the CPU time
+the commands used:
 
 - mode0: ``test_widerface.py --mode 0 --gpu -1`` on 20 synthetic val images (released mnet.25);
 - mode1: ``--mode 1`` on 5 of them;
@@ -28,9 +29,8 @@ Conditions:
 
 Every (row, condition) runs ``--repeat`` times, ours and default alternating. The first
 table gives median wall seconds and the ratio ours / default; the second the median CPU
-seconds (user + system) of the commands themselves, busy loops not counted. Where both
-runtimes keep every core busy, as two parts on two cores do, the wall time follows the
-CPU seconds, and a runtime can only win by doing less work.
+seconds (user + system, OpenMP's spinning included) of the commands themselves, busy
+loops not counted.
 """
 import argparse
 import os

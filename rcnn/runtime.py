@@ -6,10 +6,10 @@ docs/benchmarks.md):
 - **Engine.** MXNet's default threaded engine hands every operator to a worker
   thread. With several OpenMP threads the naive engine, which runs operators in
   the calling thread, is faster: the detectors and the training loop wait for
-  each result. With one thread (a part of a ``--parts`` run, a busy machine, an
-  ``OMP_NUM_THREADS=1`` of the user's) MXNet's threaded engine stays: its worker
-  runs the operators while the Python thread goes on, and on a busy machine the
-  naive engine on one thread was the slower of the two.
+  each result. With one thread (as many ``--parts`` as cores, a busy machine, the
+  user's ``OMP_NUM_THREADS=1``) MXNet's threaded engine stays: its worker runs
+  the operators while the Python thread goes on, and on a busy machine the naive
+  engine on one thread was the slower of the two.
 - **OpenMP threads.** One per CPU this process may use, shared out among the
   ``parts`` processes of one job (``test_widerface.py --parts``). MXNet's default
   leaves a core to its engine (one thread on 2 cores).
@@ -128,9 +128,9 @@ def _threads(parts, load):
 
 
 def _users_threads():
-    """The user's ``OMP_NUM_THREADS`` (MXNet reads one integer), or None where unset."""
+    """The user's ``OMP_NUM_THREADS`` (MXNet reads one integer), or None where unset or not a plain integer."""
     value = os.environ.get('OMP_NUM_THREADS', '').strip()
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _configure(engine, parts, load, what):
@@ -152,10 +152,9 @@ def _configure(engine, parts, load, what):
         engine = None
     if threads is not None:
         mx.base.check_call(mx.base._LIB.MXSetNumOMPThreads(ctypes.c_int(threads)))
-    if engine is None:
-        engine_text = ('%s (MXNET_ENGINE_TYPE)' % os.environ['MXNET_ENGINE_TYPE'] if 'MXNET_ENGINE_TYPE' in os.environ
-                       else "%s (MXNet's default)" % DEFAULT_ENGINE)
-    logger.info('%s runtime: engine %s, OpenMP threads %s, spin count %s', what, engine or engine_text,
+    engine_text = engine or ('%s (MXNET_ENGINE_TYPE)' % os.environ['MXNET_ENGINE_TYPE']
+                             if 'MXNET_ENGINE_TYPE' in os.environ else "%s (MXNet's default)" % DEFAULT_ENGINE)
+    logger.info('%s runtime: engine %s, OpenMP threads %s, spin count %s', what, engine_text,
                 threads or '%s (OMP_NUM_THREADS)' % os.environ['OMP_NUM_THREADS'],
                 os.environ.get('GOMP_SPINCOUNT', 'OMP_WAIT_POLICY=%s' % os.environ.get('OMP_WAIT_POLICY', 'default')))
     return engine, threads
@@ -179,9 +178,8 @@ def configure_cpu_inference(parts=1, load=None):
 
 def configure_cpu_training(load, single_context=True):
     """The runtime of a training process on the CPU: as ``configure_cpu_inference`` with the
-    threads capped by ``load``. The naive engine only for one context and several threads: with
-    several contexts, or one thread (a busy machine), MXNet's threaded engine overlaps them, or
-    the step with the Python loop. Returns (engine, threads) likewise."""
+    threads capped by ``load``. Several contexts keep MXNet's threaded engine, which overlaps
+    them. Returns (engine, threads) likewise."""
     return _configure(ENGINE if single_context else None, 1, load, 'MXNet CPU training')
 
 

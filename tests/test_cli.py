@@ -109,6 +109,7 @@ def test_errors_found_during_the_run_are_one_line(capsys):
             raise KeyError('x')
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU: the runtime keeps MXNet's engine")
 def test_device_choice_comes_before_the_cpu_runtime_takes_effect():
     """Asking MXNet for its GPUs (the default --gpu) does not fix the engine: the CPU
     inference runtime that choose_device then requests still takes effect (child process)."""

@@ -80,6 +80,7 @@ def report(function='inference', parts=1, busy=0, single_context=True, **env):
     return json.loads(result.stdout), result.stderr
 
 
+@pytest.mark.skipif(CPUS < 2, reason="one CPU: one thread keeps MXNet's engine (test_parts_share_the_cpus...)")
 def test_detection_runtime_is_the_naive_engine_on_every_cpu_and_a_short_spin():
     got, log = report()
     assert got == {'engine': 'NaiveEngine', 'threads': CPUS, 'omp_max_threads': CPUS, 'engine_variable': None,
@@ -88,7 +89,7 @@ def test_detection_runtime_is_the_naive_engine_on_every_cpu_and_a_short_spin():
 
 
 @pytest.mark.skipif(CPUS < 2, reason='one CPU: there is nothing to share out')
-def test_parts_share_the_cpus():
+def test_parts_share_the_cpus_and_one_thread_keeps_mxnets_engine():
     got, _ = report(parts=2)
     assert got['threads'] == got['omp_max_threads'] == CPUS // 2
     assert (got['engine'] == 'NaiveEngine') == (CPUS // 2 > 1)
@@ -107,7 +108,7 @@ def test_threads_yield_to_busy_processes():
         got, log = report(function, busy=CPUS)
         assert got == {'engine': None, 'threads': 1, 'omp_max_threads': 1, 'engine_variable': None,
                        'spin_count': runtime.SPIN_COUNT}
-        assert "engine ThreadedEnginePerDevice (MXNet's default), OpenMP threads 1," in log
+        assert "engine %s (MXNet's default), OpenMP threads 1," % runtime.DEFAULT_ENGINE in log
 
 
 def test_training_runtime():
@@ -120,17 +121,18 @@ def test_training_runtime():
 
 
 def test_leaves_the_users_settings_alone():
-    got, log = report(MXNET_ENGINE_TYPE='ThreadedEnginePerDevice', OMP_NUM_THREADS='1', GOMP_SPINCOUNT='5')
-    assert got == {'engine': None, 'threads': None, 'omp_max_threads': 1,
-                   'engine_variable': 'ThreadedEnginePerDevice', 'spin_count': '5'}
+    got, log = report(MXNET_ENGINE_TYPE=runtime.DEFAULT_ENGINE, OMP_NUM_THREADS='2', GOMP_SPINCOUNT='5')
+    assert got == {'engine': None, 'threads': None, 'omp_max_threads': 2,
+                   'engine_variable': runtime.DEFAULT_ENGINE, 'spin_count': '5'}
     assert 'NaiveEngine' not in log
+    assert 'engine %s (MXNET_ENGINE_TYPE), OpenMP threads 2 (OMP_NUM_THREADS)' % runtime.DEFAULT_ENGINE in log
     # A wait policy of the user's own: no spin count is added.
     assert report(OMP_WAIT_POLICY='PASSIVE')[0]['spin_count'] is None
 
 
 def test_the_users_thread_count_chooses_the_engine():
     """The user's OMP_NUM_THREADS stands; the engine follows it: naive on several threads, MXNet's on one."""
-    for variable, engine in (('1', None), ('2', 'NaiveEngine')):
+    for variable, engine in (('1', None), (' 01', None), ('2', 'NaiveEngine')):
         got, log = report(OMP_NUM_THREADS=variable)
         assert got['engine'] == engine and got['threads'] is None, variable
         assert got['omp_max_threads'] == int(variable), variable
