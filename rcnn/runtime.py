@@ -7,9 +7,12 @@ docs/benchmarks.md):
   thread. With several OpenMP threads the naive engine, which runs operators in
   the calling thread, is faster: the detectors and the training loop wait for
   each result. With one thread (as many ``--parts`` as cores, a busy machine, the
-  user's ``OMP_NUM_THREADS=1``) MXNet's threaded engine stays: its worker runs
-  the operators while the Python thread goes on, and on a busy machine the naive
-  engine on one thread was the slower of the two.
+  user's ``OMP_NUM_THREADS=1``) MXNet's threaded engine stays where its workers
+  run one thread too: it runs the operators while the Python thread goes on, and
+  on a busy machine the naive engine on one thread was the slower of the two.
+  Its workers keep MXNet's own thread count (half the CPUs on x86: one on 2
+  cores), which ``MXSetNumOMPThreads`` does not change; where that is more than
+  one, the naive engine runs the one thread chosen.
 - **OpenMP threads.** One per CPU this process may use, shared out among the
   ``parts`` processes of one job (``test_widerface.py --parts``). MXNet's default
   leaves a core to its engine (one thread on 2 cores).
@@ -127,10 +130,14 @@ def _threads(parts, load):
     return threads
 
 
-def _users_threads():
-    """The user's ``OMP_NUM_THREADS`` (MXNet reads one integer), or None where unset or not a plain integer."""
-    value = os.environ.get('OMP_NUM_THREADS', '').strip()
-    return int(value) if value.isascii() and value.isdigit() else None
+def _engine_worker_threads():
+    """OpenMP threads of MXNet's engine workers: the count MXNet set, as it loaded, on the thread that
+    loaded it (or the user's ``OMP_NUM_THREADS``); None without GNU OpenMP. Read before
+    ``MXSetNumOMPThreads``, which changes the calling thread's count only."""
+    try:
+        return ctypes.CDLL('libgomp.so.1').omp_get_max_threads()
+    except OSError:
+        return None
 
 
 def _configure(engine, parts, load, what):
@@ -140,7 +147,7 @@ def _configure(engine, parts, load, what):
         logger.info('%s runtime: MXNet defaults (%s=mxnet)', what, RUNTIME_VARIABLE)
         return None, None
     threads = None if 'OMP_NUM_THREADS' in os.environ else _threads(parts, load)
-    if (threads or _users_threads()) == 1:
+    if threads in (None, 1) and _engine_worker_threads() == 1:
         engine = None
     if engine is not None and 'MXNET_ENGINE_TYPE' not in os.environ:
         os.environ['MXNET_ENGINE_TYPE'] = engine

@@ -16,8 +16,9 @@ from conftest import REPO, require_shared
 from rcnn import runtime
 
 CPUS = len(os.sched_getaffinity(0))
-# What the runtime reads: cleared for every child unless the case sets it.
-RUNTIME_ENV = ('MXNET_ENGINE_TYPE', 'OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT', runtime.RUNTIME_VARIABLE)
+# What the runtime and MXNet's own thread count read: cleared for every child unless the case sets it.
+RUNTIME_ENV = ('MXNET_ENGINE_TYPE', 'OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT', 'MXNET_OMP_MAX_THREADS',
+               runtime.RUNTIME_VARIABLE)
 
 # argv: function ('inference' or 'training'), parts, busy loops to run meanwhile, single_context.
 REPORT = """
@@ -98,6 +99,10 @@ def test_parts_share_the_cpus_and_one_thread_keeps_mxnets_engine():
     assert got == {'engine': None, 'threads': 1, 'omp_max_threads': 1, 'engine_variable': None,
                    'spin_count': runtime.SPIN_COUNT}
     assert 'NaiveEngine' not in log
+    # Where MXNet's engine workers would run more threads (its own count, here raised as on a machine
+    # with more cores), the naive engine runs the one thread chosen.
+    got, _ = report(parts=CPUS + 1, MXNET_OMP_MAX_THREADS='2')
+    assert got['engine'] == 'NaiveEngine' and got['threads'] == got['omp_max_threads'] == 1
 
 
 @pytest.mark.skipif(CPUS < 2, reason='one CPU: one thread either way')
@@ -132,7 +137,7 @@ def test_leaves_the_users_settings_alone():
 
 def test_the_users_thread_count_chooses_the_engine():
     """The user's OMP_NUM_THREADS stands; the engine follows it: naive on several threads, MXNet's on one."""
-    for variable, engine in (('1', None), (' 01', None), ('2', 'NaiveEngine')):
+    for variable, engine in (('1', None), ('2', 'NaiveEngine')):
         got, log = report(OMP_NUM_THREADS=variable)
         assert got['engine'] == engine and got['threads'] is None, variable
         assert got['omp_max_threads'] == int(variable), variable
@@ -143,6 +148,13 @@ def test_runtime_variable_keeps_mxnet_defaults():
     got, log = report(**{runtime.RUNTIME_VARIABLE: 'mxnet'})
     assert got['engine'] is None and got['threads'] is None and got['spin_count'] is None
     assert 'NaiveEngine' not in log and 'MXNet defaults (RETINAFACE_CPU_RUNTIME=mxnet)' in log
+
+
+def test_without_gnu_openmp_no_worker_count_is_read(monkeypatch):
+    def missing(name):
+        raise OSError('%s: cannot open shared object file' % name)
+    monkeypatch.setattr(runtime.ctypes, 'CDLL', missing)
+    assert runtime._engine_worker_threads() is None
 
 
 def test_commands_load_mxnet_only_after_preparing_openmp():
