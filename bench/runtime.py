@@ -55,7 +55,8 @@ ROWS = ('mode0', 'mode1', 'detect', 'mtcnn', 'train')
 CONDITIONS = ('quiet', 'busy', 'parts')
 RUNTIMES = ('ours', 'default')
 # What the commands' runtime choice reads; cleared for "ours", set for "default".
-RUNTIME_ENV = ('MXNET_ENGINE_TYPE', 'OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT', RUNTIME_VARIABLE)
+RUNTIME_ENV = ('MXNET_ENGINE_TYPE', 'OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT', 'MXNET_OMP_MAX_THREADS',
+               RUNTIME_VARIABLE)
 TRAIN_SHORT, TRAIN_LONG = 4, 16
 BUSY_LOOP = 'import time\nend = time.time() + %d\nwhile time.time() < end:\n    pass\n'
 

@@ -11,11 +11,12 @@ docs/benchmarks.md):
   run one thread too: it runs the operators while the Python thread goes on, and
   on a busy machine the naive engine on one thread was the slower of the two.
   Its workers keep MXNet's own thread count (half the CPUs on x86: one on 2
-  cores), which ``MXSetNumOMPThreads`` does not change; where that is more than
+  cores; ``OMP_NUM_THREADS`` or ``MXNET_OMP_MAX_THREADS`` where set as MXNet
+  loads), which ``MXSetNumOMPThreads`` does not change; where that is more than
   one, the naive engine runs the one thread chosen.
 - **OpenMP threads.** One per CPU this process may use, shared out among the
   ``parts`` processes of one job (``test_widerface.py --parts``). MXNet's default
-  leaves a core to its engine (one thread on 2 cores).
+  is half the CPUs.
 - **Load.** MTCNN's operators are small and the training loop's medium-sized: their
   threads gain only when each gets a core at once, so for them the threads are also
   capped by the CPUs other processes leave idle (measured since the command
@@ -131,13 +132,21 @@ def _threads(parts, load):
 
 
 def _engine_worker_threads():
-    """OpenMP threads of MXNet's engine workers: the count MXNet set, as it loaded, on the thread that
-    loaded it (or the user's ``OMP_NUM_THREADS``); None without GNU OpenMP. Read before
-    ``MXSetNumOMPThreads``, which changes the calling thread's count only."""
+    """OpenMP threads of MXNet's engine workers, None without GNU OpenMP.
+
+    As it loads, MXNet sets its count (half the CPUs on x86) on the loading thread, unless the
+    user set ``OMP_NUM_THREADS`` (then that) or ``MXNET_OMP_MAX_THREADS`` (then the smaller of
+    it and libgomp's count); its workers take the same. Read on the thread that loaded MXNet,
+    before ``MXSetNumOMPThreads``, which changes the calling thread's count only.
+    """
     try:
-        return ctypes.CDLL('libgomp.so.1').omp_get_max_threads()
+        count = ctypes.CDLL('libgomp.so.1').omp_get_max_threads()
     except OSError:
         return None
+    cap = os.environ.get('MXNET_OMP_MAX_THREADS', '').strip()
+    if 'OMP_NUM_THREADS' not in os.environ and cap.isascii() and cap.isdigit():
+        count = min(count, int(cap))
+    return count
 
 
 def _configure(engine, parts, load, what):
@@ -174,7 +183,8 @@ def configure_cpu_inference(parts=1, load=None):
     MXNet creates its engine then and never replaces it. The threads are
     ``usable_cpus() // parts``, and with a ``load`` (``CpuLoad``) at most the CPUs
     other processes left idle: pass one for networks of small operators (MTCNN).
-    The engine is the naive one on several threads, MXNet's threaded engine on one.
+    The engine is the naive one on several threads; on one, MXNet's threaded engine where its
+    workers run one thread too. Call it on the thread that imported MXNet.
     The environment of child processes is left as it was.
 
     Returns:

@@ -27,14 +27,15 @@ def run_demo(tmp_path, epochs):
 def test_demo_runs_every_stage_and_resumes(tmp_path):
     first = run_demo(tmp_path, epochs=1)
     assert 'Demo finished' in first
-    # The training step chooses its own CPU runtime: the naive engine on several OpenMP threads,
-    # MXNet's threaded engine on one (the CPUs other processes leave idle decide, rcnn.runtime).
+    # The training step chooses its own CPU runtime and logs it: the naive engine on several OpenMP
+    # threads (the CPUs other processes leave idle decide, rcnn.runtime; tests/test_runtime.py has
+    # the one-thread rule).
     training = first.split('train.py --network')[1].split('test_widerface.py --mode')[0]
     chosen = re.search(r'MXNet CPU training runtime: engine (\S+)[^,]*, OpenMP threads (\d+)', training)
     assert chosen, first
     engine, threads = chosen.group(1), int(chosen.group(2))
-    assert (engine == 'NaiveEngine') == (threads > 1), chosen.group(0)
-    assert ('MXNet start using engine: NaiveEngine' in training) == (threads > 1), first
+    assert threads == 1 or engine == 'NaiveEngine', chosen.group(0)
+    assert ('MXNet start using engine: NaiveEngine' in training) == (engine == 'NaiveEngine'), first
     assert ' --lr 0.01 --lr_step 5 ' in training and ' --seed 3 ' in training
     assert ' --seed 3 ' in first.split('rcnn.dataset.synthetic')[1].split('\n')[0]
     predictions = tmp_path / 'out' / 'predictions-0001'

@@ -45,6 +45,13 @@ print(json.dumps({'engine': engine, 'threads': threads,
                   'spin_count': os.environ.get('GOMP_SPINCOUNT')}))
 """
 
+# The OpenMP threads of MXNet's engine workers, as rcnn.runtime reads them.
+WORKERS = """
+import mxnet
+from rcnn import runtime
+print(runtime._engine_worker_threads())
+"""
+
 DETECT = """
 import sys
 import cv2, numpy as np
@@ -81,7 +88,12 @@ def report(function='inference', parts=1, busy=0, single_context=True, **env):
     return json.loads(result.stdout), result.stderr
 
 
-@pytest.mark.skipif(CPUS < 2, reason="one CPU: one thread keeps MXNet's engine (test_parts_share_the_cpus...)")
+def one_thread_engine(**env):
+    """The engine chosen for one thread: MXNet's (None) where its engine workers run one thread too."""
+    return None if int(run_child(WORKERS, **env).stdout) == 1 else 'NaiveEngine'
+
+
+@pytest.mark.skipif(CPUS < 2, reason='one CPU: one thread, whose engine test_parts_share_the_cpus... checks')
 def test_detection_runtime_is_the_naive_engine_on_every_cpu_and_a_short_spin():
     got, log = report()
     assert got == {'engine': 'NaiveEngine', 'threads': CPUS, 'omp_max_threads': CPUS, 'engine_variable': None,
@@ -94,26 +106,29 @@ def test_parts_share_the_cpus_and_one_thread_keeps_mxnets_engine():
     got, _ = report(parts=2)
     assert got['threads'] == got['omp_max_threads'] == CPUS // 2
     assert (got['engine'] == 'NaiveEngine') == (CPUS // 2 > 1)
-    # One thread keeps MXNet's threaded engine.
+    # One thread keeps MXNet's threaded engine where its workers run one thread too (on 2 CPUs), ...
     got, log = report(parts=CPUS + 1)
-    assert got == {'engine': None, 'threads': 1, 'omp_max_threads': 1, 'engine_variable': None,
+    assert got == {'engine': one_thread_engine(), 'threads': 1, 'omp_max_threads': 1, 'engine_variable': None,
                    'spin_count': runtime.SPIN_COUNT}
-    assert 'NaiveEngine' not in log
-    # Where MXNet's engine workers would run more threads (its own count, here raised as on a machine
-    # with more cores), the naive engine runs the one thread chosen.
-    got, _ = report(parts=CPUS + 1, MXNET_OMP_MAX_THREADS='2')
-    assert got['engine'] == 'NaiveEngine' and got['threads'] == got['omp_max_threads'] == 1
+    assert ('MXNet start using engine: NaiveEngine' in log) == (got['engine'] is not None)
+    # ... as MXNET_OMP_MAX_THREADS=1 makes them anywhere; where they would run more (2 here), the naive
+    # engine runs the one thread chosen.
+    for cap, engine in (('1', None), ('2', 'NaiveEngine')):
+        assert one_thread_engine(MXNET_OMP_MAX_THREADS=cap) == engine, cap
+        got, _ = report(parts=CPUS + 1, MXNET_OMP_MAX_THREADS=cap)
+        assert got['engine'] == engine and got['threads'] == got['omp_max_threads'] == 1, cap
 
 
 @pytest.mark.skipif(CPUS < 2, reason='one CPU: one thread either way')
 def test_threads_yield_to_busy_processes():
     """With a busy loop on every CPU, a runtime measuring the load (MTCNN, training) takes one thread,
-    on MXNet's threaded engine: its worker runs the operators while the Python thread goes on."""
+    on MXNet's threaded engine where its workers run one thread too."""
+    engine = one_thread_engine()
     for function in ('inference', 'training'):
         got, log = report(function, busy=CPUS)
-        assert got == {'engine': None, 'threads': 1, 'omp_max_threads': 1, 'engine_variable': None,
+        assert got == {'engine': engine, 'threads': 1, 'omp_max_threads': 1, 'engine_variable': None,
                        'spin_count': runtime.SPIN_COUNT}
-        assert "engine %s (MXNet's default), OpenMP threads 1," % runtime.DEFAULT_ENGINE in log
+        assert 'engine %s, OpenMP threads 1,' % (engine or "%s (MXNet's default)" % runtime.DEFAULT_ENGINE) in log
 
 
 def test_training_runtime():
@@ -148,6 +163,12 @@ def test_runtime_variable_keeps_mxnet_defaults():
     got, log = report(**{runtime.RUNTIME_VARIABLE: 'mxnet'})
     assert got['engine'] is None and got['threads'] is None and got['spin_count'] is None
     assert 'NaiveEngine' not in log and 'MXNet defaults (RETINAFACE_CPU_RUNTIME=mxnet)' in log
+
+
+def test_engine_worker_threads_follow_mxnets_rule():
+    """MXNet's engine workers run its own count, the user's OMP_NUM_THREADS over MXNET_OMP_MAX_THREADS."""
+    assert int(run_child(WORKERS, MXNET_OMP_MAX_THREADS='1').stdout) == 1
+    assert int(run_child(WORKERS, OMP_NUM_THREADS='3', MXNET_OMP_MAX_THREADS='1').stdout) == 3
 
 
 def test_without_gnu_openmp_no_worker_count_is_read(monkeypatch):
