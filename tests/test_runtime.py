@@ -88,12 +88,16 @@ def report(function='inference', parts=1, busy=0, single_context=True, **env):
     return json.loads(result.stdout), result.stderr
 
 
+def worker_threads(**env):
+    return int(run_child(WORKERS, **env).stdout)
+
+
 def one_thread_engine(**env):
     """The engine chosen for one thread: MXNet's (None) where its engine workers run one thread too."""
-    return None if int(run_child(WORKERS, **env).stdout) == 1 else 'NaiveEngine'
+    return None if worker_threads(**env) == 1 else 'NaiveEngine'
 
 
-@pytest.mark.skipif(CPUS < 2, reason='one CPU: one thread, whose engine test_parts_share_the_cpus... checks')
+@pytest.mark.skipif(CPUS < 2, reason="one CPU: one thread, whose engine follows MXNet's workers")
 def test_detection_runtime_is_the_naive_engine_on_every_cpu_and_a_short_spin():
     got, log = report()
     assert got == {'engine': 'NaiveEngine', 'threads': CPUS, 'omp_max_threads': CPUS, 'engine_variable': None,
@@ -167,8 +171,8 @@ def test_runtime_variable_keeps_mxnet_defaults():
 
 def test_engine_worker_threads_follow_mxnets_rule():
     """MXNet's engine workers run its own count, the user's OMP_NUM_THREADS over MXNET_OMP_MAX_THREADS."""
-    assert int(run_child(WORKERS, MXNET_OMP_MAX_THREADS='1').stdout) == 1
-    assert int(run_child(WORKERS, OMP_NUM_THREADS='3', MXNET_OMP_MAX_THREADS='1').stdout) == 3
+    assert worker_threads(MXNET_OMP_MAX_THREADS='1') == 1
+    assert worker_threads(OMP_NUM_THREADS='3', MXNET_OMP_MAX_THREADS='1') == 3
 
 
 def test_without_gnu_openmp_no_worker_count_is_read(monkeypatch):
