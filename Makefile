@@ -1,5 +1,6 @@
 # `make` builds the Cython kernels in place (as the original RetinaFace did).
-# `make test` creates .venv if missing, installs the pinned requirements, builds, runs pytest.
+# `make test` creates .venv if missing, installs this project editable with its pinned requirements,
+# builds, runs pytest; `make test-fast` leaves out the tests marked slow.
 VENV        ?= .venv
 # The GPU build of MXNet where an NVIDIA driver answers, else the CPU build; REQUIREMENTS=... overrides.
 ifeq ($(origin REQUIREMENTS), undefined)
@@ -13,7 +14,7 @@ PYTHON      := $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,$(SYSTEM_P
 VENV_PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: all build venv test bench demo clean
+.PHONY: all build venv test test-fast bench demo clean
 
 all: build
 
@@ -21,7 +22,7 @@ build:
 	$(PYTHON) setup.py -q build_ext --inplace
 	rm -rf build
 
-$(VENV)/.installed: $(REQUIREMENTS)
+$(VENV)/.installed: $(REQUIREMENTS) pyproject.toml setup.py
 	@echo "installing $(REQUIREMENTS) ($(REQUIREMENTS_WHY))"
 	test -x $(VENV_PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
 	$(VENV_PYTHON) -m pip install -q --upgrade pip setuptools wheel
@@ -34,6 +35,10 @@ test: venv
 	$(MAKE) build PYTHON=$(VENV_PYTHON)
 	$(VENV_PYTHON) -m pytest -q $(PYTEST_ARGS)
 
+test-fast: venv
+	$(MAKE) build PYTHON=$(VENV_PYTHON)
+	$(VENV_PYTHON) -m pytest -q -m 'not slow' $(PYTEST_ARGS)
+
 # Synthetic data, a short mnet training, WIDER test + evaluation, pictures; resumes if interrupted.
 demo: venv
 	$(MAKE) build PYTHON=$(VENV_PYTHON)
@@ -41,8 +46,8 @@ demo: venv
 
 bench: venv
 	$(MAKE) build PYTHON=$(VENV_PYTHON)
-	$(VENV_PYTHON) bench/core.py
+	$(VENV_PYTHON) -m bench.core
 
 clean:
-	rm -rf build *.egg-info rcnn/cython/*.c rcnn/cython/*.cpp rcnn/cython/*.so
+	rm -rf build *.egg-info facekit/cython/*.c rcnn/cython/*.c facekit/cython/*.so rcnn/cython/*.so
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -1,20 +1,16 @@
 """Benchmark of the Cython core against vectorised NumPy versions.
 
-    python bench/core.py [--repeat 15]
+    python -m bench.core [--repeat 15]
 
 Prints median times and the NumPy / Cython ratio (higher is better for Cython).
 """
 import argparse
-import os
-import sys
 import timeit
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-
-from rcnn.cython.bbox import bbox_overlaps_cython  # noqa: E402
-from rcnn.cython.cpu_nms import cpu_nms  # noqa: E402
+from facekit.cython.bbox import bbox_overlaps_cython
+from facekit.cython.cpu_nms import cpu_nms
 
 
 def overlaps_numpy(boxes, query):
@@ -58,7 +54,7 @@ def median_ms(fn, repeat):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m bench.core', description=__doc__.splitlines()[0])
     parser.add_argument('--repeat', type=int, default=15)
     args = parser.parse_args()
     rng = np.random.RandomState(0)

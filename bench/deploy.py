@@ -1,19 +1,20 @@
 """Bare network forward on MXNet against onnxruntime, same nets, same inputs.
 
-    python bench/deploy.py [--repeat 10] [--rounds 4] [--shared ../shared]
+    python -m bench.deploy [--repeat 10] [--rounds 4] [--shared ../shared]
 
 The released mnet.25 and the three MTCNN nets are exported to ONNX first
-(``rcnn.deploy.onnx_export``, into a temporary folder). Each runtime then runs in
-its own child process, in alternating rounds (MXNet, onnxruntime, MXNet, ...; one
-process's leftover threads never slow the other's measurements):
+(``rcnn.export.export_retinaface``, ``mtcnn.export.export_mtcnn``; into a temporary
+folder). Each runtime then runs in its own child process, in alternating rounds (MXNet,
+onnxruntime, MXNet, ...; one process's leftover threads never slow the other's
+measurements):
 
 - mxnet: as our detection commands run it (``GOMP_SPINCOUNT`` set before the
-  child starts, then ``rcnn.runtime.configure_cpu_inference()``: on 2+ CPUs the naive engine,
+  child starts, then ``facekit.mx.runtime.configure_cpu_inference()``: on 2+ CPUs the naive engine,
   one OpenMP thread per CPU). mnet.25 is ``RetinaFace``'s forward
-  (``rcnn.core.executor.ShapeCachedExecutor``: input copied in, forward, every
+  (``facekit.mx.executor.ShapeCachedExecutor``: input copied in, forward, every
   output read back); the MTCNN nets are the detector's
-  (``mtcnn.predictor.load_net``: oneDNN form, crops in chunks of 32).
-- onnxruntime: ``rcnn.deploy.ort.OnnxForward`` with its defaults (sequential
+  (``mtcnn.predictor.load_predictor``: oneDNN form, crops in chunks of 32).
+- onnxruntime: ``facekit.ort.OnnxForward`` with its defaults (sequential
   execution, one intra-op thread per CPU, spinning off); the crops in one batch.
 
 Inputs: mnet.25 on t4, t6 and t1 (RGB float, full size); P-Net on test01 at the
@@ -27,21 +28,22 @@ medians then move, the minimums say what each does on free CPUs.
 import argparse
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+import cv2
+import mxnet as mx
+import numpy as np
 
-import cv2  # noqa: E402
-import mxnet as mx  # noqa: E402
-import numpy as np  # noqa: E402
+from facekit.cpu import SPIN_COUNT, usable_cpus
+from facekit.mx.runtime import configure_cpu_inference
+from mtcnn.defaults import INPUT_SIZE
+from mtcnn.detector import transform
 
-from mtcnn.detector import transform  # noqa: E402
-from mtcnn.symbol import INPUT_SIZE  # noqa: E402
-from rcnn import runtime  # noqa: E402
-from rcnn.runtime import usable_cpus  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 RUNTIMES = ('mxnet', 'onnxruntime')
 MNET = os.path.join('assets', 'models', 'retinaface-mnet025', 'mnet.25')
@@ -74,14 +76,14 @@ def case_input(shared, model, image, feed):
 def forwards(name, shared, models):
     """{case label: callable(data) -> outputs} of runtime ``name``."""
     if name == 'mxnet':
-        runtime.configure_cpu_inference()
-        from mtcnn.predictor import load_net
-        from rcnn.core.checkpoint import load_checkpoint
-        from rcnn.core.executor import ShapeCachedExecutor
-        nets = {net: load_net(net, os.path.join(shared, MTCNN % net)) for net in ('pnet', 'rnet', 'onet')}
+        configure_cpu_inference()
+        from facekit.mx.checkpoint import load_checkpoint
+        from facekit.mx.executor import ShapeCachedExecutor
+        from mtcnn.predictor import load_predictor
+        nets = {net: load_predictor(net, os.path.join(shared, MTCNN % net)) for net in ('pnet', 'rnet', 'onet')}
         nets['mnet'] = ShapeCachedExecutor(*load_checkpoint(os.path.join(shared, MNET), 0))  # as RetinaFace runs it
         return {label: nets[model] for label, model, _, _ in CASES}
-    from rcnn.deploy.ort import OnnxForward
+    from facekit.ort import OnnxForward
     sessions = {model: OnnxForward(os.path.join(models, model + '.onnx')) for _, model, _, _ in CASES}
     return {label: sessions[model] for label, model, _, _ in CASES}
 
@@ -104,29 +106,29 @@ def measure_here(name, repeat, shared, models):
 
 
 def export_models(shared, folder):
-    from rcnn.deploy import onnx_export
-    onnx_export.export_retinaface(os.path.join(shared, MNET), 0, os.path.join(folder, 'mnet.onnx'))
+    from mtcnn.export import export_mtcnn
+    from rcnn.export import export_retinaface
+    export_retinaface(os.path.join(shared, MNET), 0, os.path.join(folder, 'mnet.onnx'))
     for net in ('pnet', 'rnet', 'onet'):
-        onnx_export.export_mtcnn(net, os.path.join(shared, MTCNN % net), os.path.join(folder, net + '.onnx'))
+        export_mtcnn(net, os.path.join(shared, MTCNN % net), os.path.join(folder, net + '.onnx'))
 
 
 def run_child(name, repeat, shared, models):
-    command = [sys.executable, os.path.abspath(__file__), '--runtime', name, '--repeat', str(repeat),
+    command = [sys.executable, '-m', 'bench.deploy', '--runtime', name, '--repeat', str(repeat),
                '--shared', shared, '--models', models]
     # The MXNet child starts with the spin count the commands set before MXNet loads.
-    env = dict(os.environ, GOMP_SPINCOUNT=runtime.SPIN_COUNT) if name == 'mxnet' else None
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    env = dict(os.environ, GOMP_SPINCOUNT=SPIN_COUNT) if name == 'mxnet' else None
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
     if result.returncode:
         sys.exit('the %s run failed:\n%s' % (name, result.stderr))
     return json.loads(result.stdout.splitlines()[-1])
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m bench.deploy', description=__doc__.split('\n')[0])
     parser.add_argument('--repeat', type=int, default=10, help='timed calls per case and round')
     parser.add_argument('--rounds', type=int, default=4, help='child processes per runtime, alternating')
-    parser.add_argument('--shared', default=os.environ.get(
-        'RETINAFACE_SHARED', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared')))
+    parser.add_argument('--shared', default=os.environ.get('RETINAFACE_SHARED', str(REPO.parent / 'shared')))
     parser.add_argument('--runtime', choices=RUNTIMES, help='measure in this process only and print JSON (children)')
     parser.add_argument('--models', help='folder of the exported models (children)')
     args = parser.parse_args()
@@ -143,11 +145,11 @@ def main():
                 for label, times in run_child(name, args.repeat, args.shared, models).items():
                     samples[name][label].extend(times)
     print('MXNet %s (configure_cpu_inference) against onnxruntime %s (OnnxForward), %d usable CPUs, '
-          'median of %d x %d runs, milliseconds' % (mx.__version__, onnxruntime.__version__, usable_cpus(),
-                                                     args.rounds, args.repeat))
+          'median of %d x %d runs, milliseconds'
+          % (mx.__version__, onnxruntime.__version__, usable_cpus(), args.rounds, args.repeat))
     print('1-minute load average %.2f before, %.2f after' % (load_before, os.getloadavg()[0]))
-    print('%-16s %-14s %16s %16s %10s %8s' % ('case', 'input', 'mxnet med (min)', 'onnxrt med (min)',
-                                                'ratio med', 'min'))
+    print('%-16s %-14s %16s %16s %10s %8s'
+          % ('case', 'input', 'mxnet med (min)', 'onnxrt med (min)', 'ratio med', 'min'))
     for label, model, image, feed in CASES:
         shape = case_input(args.shared, model, image, feed).shape
         (mxnet_med, mxnet_min), (ort_med, ort_min) = (

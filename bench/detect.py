@@ -1,6 +1,6 @@
 """Time ``RetinaFace.detect`` against the bare network forward on the same input.
 
-    python bench/detect.py [--prefix P --epoch E] [--images t4 t6 t1] [--repeat 30] [--thresh 0.5 0.02]
+    python -m bench.detect [--prefix P --epoch E] [--images t4 t6 t1] [--repeat 30] [--thresh 0.5 0.02]
 
 The bare forward is the same bound executor run on the already prepared RGB tensor,
 including reading all its outputs back (``asnumpy``); ``detect`` adds the image
@@ -11,16 +11,14 @@ import argparse
 import functools
 import os
 import pathlib
-import sys
 import time
 
 import cv2
 import numpy as np
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from rcnn.detector import RetinaFace
 
-from retinaface import RetinaFace  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _timed_ms(fn):
@@ -38,7 +36,7 @@ def _bare_forward(detector, img):
 
 def main(argv=None):
     shared = pathlib.Path(os.environ.get('RETINAFACE_SHARED', REPO.parent / 'shared'))
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m bench.detect', description=__doc__.split('\n')[0])
     parser.add_argument('--prefix', default=str(shared / 'assets/models/retinaface-mnet025/mnet.25'))
     parser.add_argument('--epoch', type=int, default=0)
     parser.add_argument('--images', nargs='+', default=['t4', 't6', 't1'],

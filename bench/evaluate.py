@@ -1,6 +1,6 @@
 """Time the WIDER FACE evaluation on the golden dev predictions (3226 val images).
 
-    .venv/bin/python bench/evaluate.py [--runs 5] [--pred DIR] [--gt DIR]
+    .venv/bin/python -m bench.evaluate [--runs 5] [--pred DIR] [--gt DIR]
 
 Without --pred the golden archive ``<shared>/golden/widerface_val_predictions_dev.tar.gz``
 is extracted to a temporary folder.  Prints the median wall time of each stage and
@@ -8,18 +8,16 @@ of the whole ``evaluate`` call over --runs runs, and the three APs.
 """
 import argparse
 import os
+import pathlib
 import statistics
-import sys
 import tarfile
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from rcnn.evaluation import widerface
 
-from rcnn.evaluation import widerface  # noqa: E402
-
-SHARED = os.environ.get('RETINAFACE_SHARED', os.path.join(os.path.dirname(REPO), 'shared'))
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = os.environ.get('RETINAFACE_SHARED', str(REPO.parent / 'shared'))
 
 
 def timed(fn, *args):
@@ -29,7 +27,7 @@ def timed(fn, *args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m bench.evaluate', description=__doc__.splitlines()[0])
     parser.add_argument('--runs', type=int, default=5)
     parser.add_argument('--pred', default=None, help='prediction folder (default: the golden dev archive)')
     parser.add_argument('--gt', default=os.path.join(SHARED, 'assets', 'widerface', 'ground_truth'))

@@ -1,6 +1,6 @@
 """Benchmark of the training data pipeline on synthetic WIDER-style data.
 
-    python bench/loader.py [--data DIR] [--images 48] [--batch 8] [--rounds 5]
+    python -m bench.loader [--data DIR] [--images 48] [--batch 8] [--rounds 5]
 
 Prints images/s of the original-style serial path (decode + crop + assign in this
 process: ``CropLoader(num_workers=0)``, with OpenCV's default threads and with one
@@ -16,20 +16,17 @@ has no train/label.txt yet.
 """
 import argparse
 import os
-import sys
 import time
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-
-from rcnn.config import get_config  # noqa: E402
-from rcnn.core.loader import CropLoader  # noqa: E402
-from rcnn.dataset.label_file import split_paths  # noqa: E402
-from rcnn.dataset.retinaface import retinaface  # noqa: E402
-from rcnn.dataset.synthetic import generate_widerface  # noqa: E402
-from rcnn.io.rpn import AA  # noqa: E402
+from facekit.labels import split_paths
+from rcnn.config import get_config
+from rcnn.core.loader import CropLoader
+from rcnn.dataset.retinaface import retinaface
+from rcnn.dataset.synthetic import generate_widerface
+from rcnn.io.rpn import AA
 
 FEATS = [(20, 20), (40, 40), (80, 80)]
 
@@ -66,7 +63,8 @@ def random_faces(rng, n):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog='python -m bench.loader', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--data', default=os.path.join('data', 'bench_loader'), help='synthetic data root')
     parser.add_argument('--images', type=int, default=48, help='train images to generate (flipped: twice)')
     parser.add_argument('--batch', type=int, default=8)

@@ -1,12 +1,12 @@
 """Benchmark of MtcnnDetector.detect() on the shared photos.
 
-    python bench/mtcnn.py [--repeat 15] [--shared ../shared] [--facenet-python PYTHON]
+    python -m bench.mtcnn [--repeat 15] [--shared ../shared] [--facenet-python PYTHON]
 
 For each of test01.jpg, t4.jpg and t6.jpg it prints the median detect() time
 and the summed bare forward time of the three nets inside it (Predictor calls:
 copy in, forward, copy out) for two cascades:
 
-- ours: the nets of ``mtcnn.predictor.load_net``, i.e. the test graphs in
+- ours: the nets of ``mtcnn.predictor.load_predictor``, i.e. the test graphs in
   their oneDNN form (``prelu='onednn'``, P-Net's heads as one convolution) and
   R-Net / O-Net crops in chunks of 32 padded to a multiple of 16;
 - "orig.": nets that spend their time the way the original MXNet
@@ -20,7 +20,7 @@ engine is chosen once per process):
 
 - default: MXNet's threaded engine, OMP_NUM_THREADS and MXNET_ENGINE_TYPE
   unset (on 2 cores operators get one OpenMP thread); the original runs this way;
-- configured: as the MTCNN command lines run (``rcnn.runtime``: the spin count
+- configured: as the MTCNN command lines run (``facekit.mx.runtime``: the spin count
   of ``prepare_openmp`` set before the child starts, then
   ``configure_cpu_inference``: on 2+ CPUs the naive engine, one OpenMP thread per CPU for
   oneDNN; MXNet's own kernels keep the thread count chosen at import);
@@ -34,7 +34,7 @@ their programs run (ours configured, orig. default), and each in its fastest run
 
 The last table is our cascade with the canonical weights (facenet-pytorch's
 ``pnet/rnet/onet.pt`` under ``<shared>/assets/models/mtcnn-canonical``,
-converted by ``mtcnn.convert``) on test01, t4, t6 and t1, in a child in the
+converted by ``mtcnn.facenet``) on test01, t4, t6 and t1, in a child in the
 configured runtime run after the others. With ``--facenet-python PYTHON``, an
 interpreter that has facenet-pytorch and torch (a scratch virtual environment;
 neither is a dependency of this project), facenet-pytorch's
@@ -48,6 +48,7 @@ mean landmark error over its face width).
 import argparse
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -58,16 +59,17 @@ import cv2
 import mxnet as mx
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from facekit.cpu import SPIN_COUNT, usable_cpus
+from facekit.mx.checkpoint import load_param_file
+from facekit.mx.executor import ShapeCachedExecutor
+from facekit.mx.runtime import configure_cpu_inference
+from mtcnn.detector import MtcnnDetector
+from mtcnn.evaluate import compare
+from mtcnn.facenet import NETS, convert_facenet, output_paths, save_params
+from mtcnn.predictor import Predictor, load_predictor
+from mtcnn.symbol import get_symbol
 
-from mtcnn.convert import NETS, convert_facenet, output_paths, save_params  # noqa: E402
-from mtcnn.detector import MtcnnDetector  # noqa: E402
-from mtcnn.evaluate import compare  # noqa: E402
-from mtcnn.predictor import Predictor, load_net  # noqa: E402
-from mtcnn.symbol import get_symbol  # noqa: E402
-from rcnn.core.checkpoint import load_param_file  # noqa: E402
-from rcnn.core.executor import ShapeCachedExecutor  # noqa: E402
-from rcnn.runtime import SPIN_COUNT, configure_cpu_inference, usable_cpus  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 IMAGES = ('test01', 't4', 't6')
 CANONICAL_IMAGES = ('test01', 't4', 't6', 't1')
@@ -151,7 +153,7 @@ def build(models, original_style):
                 FixedBatch(get_symbol('rnet', 'test'), params['rnet'], 256),
                 FixedBatch(get_symbol('onet', 'test'), params['onet'], 16)]
     else:
-        nets = [load_net(net, path) for net, path in paths.items()]
+        nets = [load_predictor(net, path) for net, path in paths.items()]
     timed = [TimedPredictor(net) for net in nets]
     return MtcnnDetector(*timed), timed
 
@@ -160,9 +162,8 @@ def build_canonical(shared, workdir):
     """Our cascade with the canonical weights, converted into ``workdir``."""
     params = convert_facenet(os.path.join(shared, 'assets', 'models', 'mtcnn-canonical'))
     paths = output_paths(workdir)
-    for net in NETS:
-        save_params(paths[net], params[net])
-    timed = [TimedPredictor(load_net(net, paths[net])) for net in NETS]
+    save_params(paths, params)
+    timed = [TimedPredictor(load_predictor(net, paths[net])) for net in NETS]
     return MtcnnDetector(*timed), timed
 
 
@@ -203,9 +204,9 @@ def runtime_environment(runtime):
 def run_runtime(runtime, repeat, shared, canonical=False):
     """Measure both cascades on every image in a child process that uses ``runtime``
     (with ``canonical``: our cascade with the canonical weights, configured runtime)."""
-    command = [sys.executable, os.path.abspath(__file__), '--runtime', runtime, '--repeat', str(repeat),
+    command = [sys.executable, '-m', 'bench.mtcnn', '--runtime', runtime, '--repeat', str(repeat),
                '--shared', shared] + (['--canonical'] if canonical else [])
-    result = subprocess.run(command, env=runtime_environment(runtime), capture_output=True, text=True)
+    result = subprocess.run(command, cwd=REPO, env=runtime_environment(runtime), capture_output=True, text=True)
     if result.returncode:
         sys.exit('the %s runtime failed:\n%s' % (runtime, result.stderr))
     return json.loads(result.stdout)
@@ -271,10 +272,9 @@ def print_comparison(title, ours, original):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m bench.mtcnn', description=__doc__.split('\n')[0])
     parser.add_argument('--repeat', type=int, default=15)
-    parser.add_argument('--shared', default=os.environ.get(
-        'RETINAFACE_SHARED', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared')))
+    parser.add_argument('--shared', default=os.environ.get('RETINAFACE_SHARED', str(REPO.parent / 'shared')))
     parser.add_argument('--runtime', choices=RUNTIMES,
                         help='measure in this process with this runtime only and print JSON (the children)')
     parser.add_argument('--canonical', action='store_true',
@@ -295,8 +295,8 @@ def main():
         if any(results[r][name]['boxes'] != results['default'][name]['boxes'] for r in RUNTIMES):
             sys.exit('%s: the runtimes disagree' % name)
     print('MXNet %s, %d CPUs, median of %d runs, milliseconds' % (mx.__version__, os.cpu_count(), args.repeat))
-    print('%-8s %6s %-10s %9s %9s %14s %14s %7s' % ('image', 'faces', 'runtime', 'detect', 'forward',
-                                                     'orig. detect', 'orig. forward', 'ratio'))
+    print('%-8s %6s %-10s %9s %9s %14s %14s %7s'
+          % ('image', 'faces', 'runtime', 'detect', 'forward', 'orig. detect', 'orig. forward', 'ratio'))
     for name in IMAGES:
         for runtime in RUNTIMES:
             row = results[runtime][name]

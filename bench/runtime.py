@@ -1,6 +1,6 @@
 """The commands' CPU runtime ("ours") against MXNet's default runtime, on a quiet and on a shared machine.
 
-    python bench/runtime.py [--repeat 3] [--rows mode0,mode1,detect,mtcnn,train] [--shared ../shared]
+    python -m bench.runtime [--repeat 3] [--rows mode0,mode1,detect,mtcnn,train] [--shared ../shared]
 
 Rows, each a command run in child processes, timed by the wall clock and by the CPU time
 the commands used:
@@ -9,12 +9,12 @@ the commands used:
 - mode1: ``--mode 1`` on 5 of them;
 - detect: ``detect.py --gpu -1`` on the shared photos;
 - mtcnn: ``python -m mtcnn.demo --gpu -1`` on the largest shared photo (released MXNet weights);
-- train: the ``train.py`` loop of ``bench/train.py`` (mnet, batch 4, 2 loader workers, 40
+- train: the ``train.py`` loop of ``bench.train`` (mnet, batch 4, 2 loader workers, 40
   synthetic images): seconds per iteration from a short and a long run.
 
 Runtimes, in turn for every measurement:
 
-- ours: the commands as they ship (``rcnn.runtime`` chooses; the variables below unset);
+- ours: the commands as they ship (``facekit.mx.runtime`` chooses; the variables below unset);
 - default: MXNet's own, ``MXNET_ENGINE_TYPE=ThreadedEnginePerDevice`` with ``OMP_NUM_THREADS``
   and ``OMP_WAIT_POLICY`` unset and ``RETINAFACE_CPU_RUNTIME=mxnet`` (the commands then
   change nothing).
@@ -44,12 +44,12 @@ import time
 
 import numpy as np
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from facekit.cpu import RUNTIME_VARIABLE, usable_cpus
+from facekit.labels import read_label_file, split_paths, write_label_file
+from facekit.mx.runtime import DEFAULT_ENGINE
+from rcnn.dataset.synthetic import generate_widerface
 
-from rcnn.dataset.label_file import read_label_file, split_paths, write_label_file  # noqa: E402
-from rcnn.dataset.synthetic import generate_widerface  # noqa: E402
-from rcnn.runtime import DEFAULT_ENGINE, RUNTIME_VARIABLE, usable_cpus  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 ROWS = ('mode0', 'mode1', 'detect', 'mtcnn', 'train')
 CONDITIONS = ('quiet', 'busy', 'parts')
@@ -101,7 +101,7 @@ class Workload:
         if row in ('mode0', 'mode1'):
             image_set, mode = ('val', '0') if row == 'mode0' else ('val5', '1')
             base = [sys.executable, 'test_widerface.py', '--mode', mode, '--gpu', '-1', '--prefix', str(self.mnet),
-                    '--epoch', '0', '--dataset-path', str(self.data), '--image-set', image_set,
+                    '--epoch', '0', '--dataset_path', str(self.data), '--image_set', image_set,
                     '--output', str(out)]
             if copies == 1:
                 return [base]
@@ -111,7 +111,7 @@ class Workload:
                      '--image', str(self.photos), '--output', str(out / str(k))] for k in range(copies)]
         if row == 'mtcnn':
             image = max(self.photos.glob('*.jpg'), key=lambda p: p.stat().st_size)
-            return [[sys.executable, '-m', 'mtcnn.demo', '--image', str(image), '--out', str(out / ('%d.jpg' % k)),
+            return [[sys.executable, '-m', 'mtcnn.demo', '--image', str(image), '--output', str(out / ('%d.jpg' % k)),
                      '--gpu', '-1', '--pnet', self.mtcnn[0], '--rnet', self.mtcnn[1], '--onet', self.mtcnn[2]]
                     for k in range(copies)]
         raise ValueError(row)
@@ -180,7 +180,7 @@ def print_table(title, rows, conditions, medians):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m bench.runtime', description=__doc__.split('\n')[0])
     parser.add_argument('--repeat', type=int, default=3, help='runs of each runtime per row and condition')
     parser.add_argument('--rows', default=','.join(ROWS), help='comma-separated subset of %s' % ', '.join(ROWS))
     parser.add_argument('--conditions', default=','.join(CONDITIONS),

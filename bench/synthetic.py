@@ -1,6 +1,6 @@
 """Time the synthetic WIDER generator at 1 and 2 worker processes.
 
-    .venv/bin/python bench/synthetic.py [--images 200] [--repeat 1] [--workers 1 2]
+    .venv/bin/python -m bench.synthetic [--images 200] [--repeat 1] [--workers 1 2]
 
 Generates ``--images`` training images into a temporary folder per run and prints,
 per worker count, the median wall seconds, images per second, the extrapolation
@@ -12,13 +12,10 @@ import argparse
 import os
 import resource
 import statistics
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from rcnn.dataset.synthetic import generate_widerface  # noqa: E402
+from rcnn.dataset.synthetic import generate_widerface
 
 
 def _cpu_seconds():
@@ -27,7 +24,7 @@ def _cpu_seconds():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m bench.synthetic', description=__doc__.splitlines()[0])
     parser.add_argument('--images', type=int, default=200)
     parser.add_argument('--repeat', type=int, default=1)
     parser.add_argument('--workers', type=int, nargs='+', default=[1, 2])

@@ -1,17 +1,20 @@
 """Training-loop overhead: ``train.py`` iterations/s against the bare forward-backward, and the
 cost of the per-batch NaN / infinity check.
 
-    python bench/train.py --data data/retinaface [--batch_images 4] [--workers 2]
+    python -m bench.train --data data/retinaface [--batch_images 4] [--workers 2]
 
 The loop's time per iteration is measured black-box, from two ``train.py`` runs of
-different length (``--max_iters``), so start-up cancels out. The bare
-forward-backward (+ update) runs the same symbol on one cached batch, so it costs no
+different length (``--max_iters``; both on ``--prefix``, with ``--overwrite``),
+so start-up cancels out. The bare forward-backward (+ update) runs the same symbol,
+bound as ``train.py`` binds it (``facekit.mx.trainer.bind_module``,
+``rcnn.commands.train.make_optimizer``), on one cached batch, so it costs no
 data loading, metric or logging; it runs with and without ``train.py``'s finiteness
-check (``rcnn.core.finite.ModuleCheck.step``: queued after the update, read after the
+check (``facekit.mx.finite.ModuleCheck.step``: queued after the update, read after the
 metric, as in the loop), interleaved, medians. Ratio = loop / bare; 1.0 is no overhead.
 """
 import argparse
 import os
+import pathlib
 import subprocess
 import sys
 import time
@@ -19,41 +22,46 @@ import time
 import mxnet as mx
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from facekit.cpu import CpuLoad
+from facekit.labels import split_paths
+from facekit.mx.finite import ModuleCheck
+from facekit.mx.runtime import configure_cpu_training
+from facekit.mx.trainer import bind_module
+from rcnn.commands.train import make_optimizer
+from rcnn.config import get_config
+from rcnn.core.loader import CropLoader
+from rcnn.core.metric import get_train_metrics
+from rcnn.dataset.retinaface import retinaface
+from rcnn.symbol import get_symbol_train
 
-import train  # noqa: E402
-from rcnn import runtime  # noqa: E402
-from rcnn.config import get_config  # noqa: E402
-from rcnn.core.finite import ModuleCheck  # noqa: E402
-from rcnn.core.loader import CropLoader  # noqa: E402
-from rcnn.core.metric import get_train_metrics  # noqa: E402
-from rcnn.dataset.label_file import split_paths  # noqa: E402
-from rcnn.dataset.retinaface import retinaface  # noqa: E402
-from rcnn.symbol import get_symbol_train  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def loop_seconds(args, iterations, prefix):
     command = [sys.executable, 'train.py', '--network', 'mnet', '--dataset', 'retinaface',
                '--dataset_path', args.data, '--prefix', prefix, '--batch_images', str(args.batch_images),
-               '--workers', str(args.workers), '--max_iters', str(iterations), '--frequent', '1000']
+               '--workers', str(args.workers), '--max_iters', str(iterations), '--frequent', '1000', '--overwrite']
     start = time.perf_counter()
-    subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    result = subprocess.run(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode:
+        raise SystemExit('%s failed (exit status %d):\n%s'
+                         % (' '.join(command), result.returncode, result.stderr[-2000:]))
+    return seconds
 
 
 def bare_seconds(args, iterations):
     """Median s per iteration: (forward-backward + update + metric, the same with the check),
-    in the CPU runtime train.py chooses (``rcnn.runtime.configure_cpu_training``)."""
-    runtime.configure_cpu_training(runtime.CpuLoad())
+    in the CPU runtime train.py chooses (``facekit.mx.runtime.configure_cpu_training``)."""
+    configure_cpu_training(CpuLoad())
     cfg, _ = get_config('mnet', 'retinaface')
     roidb = retinaface('train', args.data, cfg).gt_roidb()
     sym = get_symbol_train('mnet', cfg)
     with CropLoader(sym, roidb, cfg, batch_size=args.batch_images, seed=0) as loader:
         batch = loader.next()
         data_shapes, label_shapes = loader.provide_data, loader.provide_label
-    mod = train.create_module(sym, [mx.cpu()], data_shapes, label_shapes, None, None, [],
-                              train.make_optimizer(0.01, 0.0005, 1), mx.kv.create('device'))
+    mod = bind_module(sym, [mx.cpu()], data_shapes, label_shapes, None, None, make_optimizer(0.01, 0.0005, 1),
+                      kvstore=mx.kv.create('device'))
     metrics = get_train_metrics(cfg.RPN_FEAT_STRIDE, cfg.FACE_LANDMARK)
     check = ModuleCheck(mod)
     times = {False: [], True: []}
@@ -73,7 +81,7 @@ def bare_seconds(args, iterations):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m bench.train', description=__doc__.splitlines()[0])
     parser.add_argument('--data', default='data/retinaface')
     parser.add_argument('--batch_images', type=int, default=4)
     parser.add_argument('--workers', type=int, default=2)

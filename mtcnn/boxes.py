@@ -2,11 +2,11 @@
 
 Boxes are (N, 4+) float arrays ``x1, y1, x2, y2[, score, ...]`` in pixels with
 the +1 convention: a box covers columns x1..x2, so its width is x2 - x1 + 1.
-``nms`` ('Union' / 'Minimum') and the overlaps come from ``rcnn.processing.box_ops``.
+``nms`` ('Union' / 'Minimum') and the overlaps come from ``facekit.boxes``.
 """
 import numpy as np
 
-from rcnn.processing.box_ops import nms, pairwise_overlap
+from facekit.boxes import nms, pairwise_overlap
 
 __all__ = ['nms', 'iou', 'square', 'calibrate', 'pad']
 

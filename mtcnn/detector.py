@@ -1,24 +1,24 @@
 """The MTCNN cascade at test time (Zhang et al.).
 
-Images are BGR uint8 (H, W, 3) as read by ``rcnn.io.image.read_image``. Every stage returns
+Images are BGR uint8 (H, W, 3) as read by ``facekit.image.read_image``. Every stage returns
 float64 boxes (N, 5) ``x1, y1, x2, y2, score`` in pixels of the input image with
 the +1 width convention; an empty (0, 5) array when nothing survives.
+
+This module imports no MXNet: nets from ``.onnx`` files run on onnxruntime, and only nets
+from ``.params`` files load MXNet (``mtcnn.predictor``).
 """
 import numbers
 import os
 
 import cv2
-import mxnet as mx
 import numpy as np
 
+from facekit.image import MAX_MEGAPIXELS, check_image, check_megapixels
+from facekit.ort import OnnxForward
 from mtcnn.boxes import calibrate, nms, pad, square
-from mtcnn.defaults import MIN_FACE_SIZE, SCALE_FACTOR, THRESHOLDS
-from mtcnn.predictor import load_net
-from mtcnn.symbol import INPUT_SIZE
-from rcnn import runtime
-from rcnn.io.image import MAX_MEGAPIXELS, check_image, check_megapixels
+from mtcnn.defaults import INPUT_SIZE, MIN_FACE_SIZE, SCALE_FACTOR, THRESHOLDS
 
-__all__ = ['MtcnnDetector', 'transform']
+__all__ = ['MtcnnDetector', 'transform', 'load_net']
 
 
 _CELL = INPUT_SIZE['pnet']    # P-Net's receptive field, pixels of the scaled image
@@ -40,6 +40,26 @@ def _empty():
     return np.zeros((0, 5), np.float64)
 
 
+def load_net(net, path, ctx=None):
+    """The detector's net ``net`` ('pnet', 'rnet', 'onet') from a ``.params`` or ``.onnx`` path.
+
+    ``.onnx`` (``tools/export_onnx.py mtcnn``): an onnxruntime forward on the CPU
+    (``facekit.ort.OnnxForward``; any batch size in one call), whatever ``ctx``.
+    ``.params``: ``mtcnn.predictor.load_predictor`` on MXNet context ``ctx`` (None: the CPU).
+
+    Raises:
+        ValueError: an ONNX file exported from another net.
+    """
+    if str(path).endswith('.onnx'):
+        forward = OnnxForward(path)
+        model = forward.metadata.get('model')
+        if model is not None and model != 'mtcnn-' + net:
+            raise ValueError('%s is an ONNX export of %r, not of the %s' % (path, model, net))
+        return forward
+    from mtcnn.predictor import load_predictor  # MXNet, for .params files only
+    return load_predictor(net, path, ctx)
+
+
 class MtcnnDetector:
     """P-Net -> R-Net -> O-Net face detector.
 
@@ -49,7 +69,7 @@ class MtcnnDetector:
             (B, 3, H, W) batch to the list of test-symbol outputs as NumPy
             arrays); ``rnet`` / ``onet`` may be None to stop the cascade early
             (used when mining hard examples).
-        ctx: MXNet context for paths.
+        ctx: MXNet context for ``.params`` paths (None: the CPU).
         min_face_size: smallest face searched, pixels; the first pyramid level
             is scaled by 12 / min_face_size.
         threshold: face-probability thresholds of the three stages, three numbers in [0, 1].
@@ -58,11 +78,11 @@ class MtcnnDetector:
             image scaled by 12 / min_face_size; default ``MAX_MEGAPIXELS``, 20).
 
     Raises:
-        ValueError for a bad setting; rcnn.runtime.DeviceError (a ValueError) for a GPU
+        ValueError for a bad setting; facekit.mx.runtime.DeviceError (a ValueError) for a GPU
         ``ctx`` this machine or MXNet build does not have.
     """
 
-    def __init__(self, pnet, rnet=None, onet=None, ctx=mx.cpu(), min_face_size=MIN_FACE_SIZE,
+    def __init__(self, pnet, rnet=None, onet=None, ctx=None, min_face_size=MIN_FACE_SIZE,
                  threshold=THRESHOLDS, scale_factor=SCALE_FACTOR, max_megapixels=MAX_MEGAPIXELS):
         threshold = tuple(threshold)
         if len(threshold) != 3 or not all(isinstance(t, numbers.Real) and not isinstance(t, bool)
@@ -70,7 +90,6 @@ class MtcnnDetector:
             raise ValueError('threshold must be three numbers in [0, 1] (P-Net, R-Net, O-Net), got %r'
                              % (threshold,))
         max_megapixels = check_megapixels(max_megapixels)
-        runtime.check_context(ctx)
 
         def load(net, name):
             if isinstance(net, (str, os.PathLike)):

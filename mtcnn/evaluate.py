@@ -3,26 +3,24 @@
     python -m mtcnn.evaluate --label data/retinaface/val/label.txt \\
         --pnet model/pnet-0016.params --rnet model/rnet-0016.params --onet model/onet-0016.params
 
+(the command is ``mtcnn/commands/evaluate.py``; this module imports no MXNet.)
+
 Each ground-truth face is matched to at most one detection and vice versa,
 greedily by descending score (a detection matches the unmatched face it
 overlaps most, if that IoU >= 0.5). Faces whose larger side is below
 ``--min-gt`` pixels are left out of the count, as are detections matched to
 them (the detector is not asked to find faces below its min_face_size).
 """
-import argparse
 import dataclasses
+import sys
 
 import numpy as np
 from tqdm import tqdm
 
+from facekit.image import read_image
 from mtcnn.boxes import iou
-from mtcnn.cli import add_detector_arguments, build_detector, check_detector_arguments
-from mtcnn.defaults import MIN_FACE_SIZE
-from mtcnn.samples import load_annotations
-from rcnn import cli, runtime
-from rcnn.io.image import read_image
 
-__all__ = ['Counts', 'match', 'Agreement', 'pair_boxes', 'compare', 'evaluate', 'main']
+__all__ = ['Counts', 'match', 'Agreement', 'pair_boxes', 'compare', 'evaluate']
 
 
 @dataclasses.dataclass
@@ -127,30 +125,6 @@ def evaluate(detector, annotations, min_gt=0, thresh=0.5):
     return total
 
 
-def main(argv=None):
-    load = runtime.prepare_openmp()  # before MXNet loads
-    cli.setup_logging()
-    parser = argparse.ArgumentParser(description='Recall / precision of the MTCNN cascade at IoU 0.5',
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--label', required=True)
-    parser.add_argument('--images', default=None, help='image root (default: images/ beside the label)')
-    add_detector_arguments(parser, required=('pnet',))
-    parser.add_argument('--min-gt', type=cli.non_negative_float, default=MIN_FACE_SIZE,
-                        help='ignore faces smaller than this (pixels)')
-    args = parser.parse_args(argv)
-    cli.check_existing_file(parser, args.label, '--label')
-    if args.images is not None:
-        cli.check_existing_dir(parser, args.images, '--images')
-    ctx = check_detector_arguments(parser, args, ('pnet', 'rnet', 'onet'), load)
-    with cli.input_errors():
-        annotations = load_annotations(args.label, args.images)
-    cli.check_listed_images([ann.path for ann in annotations], args.label)
-    detector = build_detector(args, ctx)
-    with cli.input_errors():
-        counts = evaluate(detector, annotations, args.min_gt)
-    print('faces %d detections %d recall %.3f precision %.3f'
-          % (counts.faces, counts.detections, counts.recall, counts.precision))
-
-
 if __name__ == '__main__':
-    main()
+    from mtcnn.commands import mtcnn_evaluate as _command  # the launcher of python -m mtcnn.evaluate
+    sys.exit(_command(prog='python -m mtcnn.evaluate'))

@@ -62,10 +62,14 @@ class ImageListIter(mx.io.DataIter):
     Each epoch visits every sample once in a new random order (``shuffle``);
     the last incomplete batch is dropped. With ``mirror`` every sample is
     mirrored left-right with probability 0.5 (targets adjusted, see
-    ``mtcnn.samples.mirror_sample``).
+    ``mtcnn.samples.mirror_sample``). The order of epoch e and the mirroring of its
+    batch b are drawn from generators seeded by (seed, e) and (seed, e, b) alone, so a
+    run resumed at ``begin_epoch``, ``begin_batch`` gets the batches the uninterrupted
+    run got. ``reset()`` starts the next epoch (a no-op before a batch of one is taken).
     """
 
-    def __init__(self, samples, size, batch_size, shuffle=True, mirror=True, with_landmark=False, seed=0):
+    def __init__(self, samples, size, batch_size, shuffle=True, mirror=True, with_landmark=False, seed=0,
+                 begin_epoch=0, begin_batch=0):
         super().__init__(batch_size)
         if len(samples) < batch_size:
             raise ValueError('%d samples are fewer than one batch of %d' % (len(samples), batch_size))
@@ -74,10 +78,12 @@ class ImageListIter(mx.io.DataIter):
         self.shuffle = shuffle
         self.mirror = mirror
         self.with_landmark = with_landmark
-        self.rng = np.random.default_rng(seed)
-        self.order = np.arange(len(samples))
-        self.cursor = 0
-        self.reset()
+        self.seed = seed
+        self.batches_per_epoch = len(samples) // batch_size
+        if not 0 <= begin_batch < self.batches_per_epoch:
+            raise ValueError('begin_batch %d: an epoch has %d batches' % (begin_batch, self.batches_per_epoch))
+        self.epoch = begin_epoch - 1
+        self._start_epoch(begin_batch)
 
     @property
     def provide_data(self):
@@ -92,11 +98,17 @@ class ImageListIter(mx.io.DataIter):
         return labels
 
     def reset(self):
-        self.cursor = 0
-        if self.shuffle:
-            self.rng.shuffle(self.order)
+        if self.batch != self._first:
+            self._start_epoch(0)
 
-    def _load(self, index):
+    def _start_epoch(self, first):
+        self.epoch += 1
+        count = len(self.samples)
+        self.order = np.random.default_rng([self.seed, 0, self.epoch]).permutation(count) if self.shuffle \
+            else np.arange(count)
+        self.batch = self._first = first
+
+    def _load(self, index, mirror):
         img = cv2.imread(self.samples.paths[index])
         if img is None:
             raise FileNotFoundError('cannot read sample image %s' % self.samples.paths[index])
@@ -106,7 +118,7 @@ class ImageListIter(mx.io.DataIter):
         label = int(self.samples.labels[index])
         box = self.samples.bbox_targets[index]
         points = self.samples.landmark_targets[index]
-        if self.mirror and self.rng.random() < 0.5:
+        if mirror:
             if label == -2:
                 img, points = mirror_sample(img, label, points)
             else:
@@ -114,10 +126,12 @@ class ImageListIter(mx.io.DataIter):
         return img, label, box, points
 
     def next(self):
-        if self.cursor + self.batch_size > len(self.samples):
+        if self.batch >= self.batches_per_epoch:
             raise StopIteration
-        batch = [self._load(i) for i in self.order[self.cursor:self.cursor + self.batch_size]]
-        self.cursor += self.batch_size
+        rows = self.order[self.batch * self.batch_size:(self.batch + 1) * self.batch_size]
+        flips = np.random.default_rng([self.seed, 1, self.epoch, self.batch]).random(len(rows)) < 0.5
+        batch = [self._load(i, self.mirror and flip) for i, flip in zip(rows, flips)]
+        self.batch += 1
         images, labels, boxes, points = zip(*batch)
         label = [mx.nd.array(labels), mx.nd.array(np.stack(boxes))]
         if self.with_landmark:

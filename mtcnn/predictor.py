@@ -1,31 +1,32 @@
-"""The nets of the cascade at test time: crop batches in chunks over shape-cached executors."""
+"""The nets of the cascade on MXNet at test time: crop batches in chunks over shape-cached executors."""
 import mxnet as mx
 import numpy as np
 
+from facekit.mx.checkpoint import load_param_file
+from facekit.mx.executor import ShapeCachedExecutor
+from facekit.mx.runtime import check_context
+from mtcnn.defaults import LANDMARK_PARAM
 from mtcnn.symbol import get_symbol
-from rcnn.core.checkpoint import load_param_file
-from rcnn.core.executor import ShapeCachedExecutor
 
-__all__ = ['Predictor', 'load_net', 'LANDMARK_PARAM']
+__all__ = ['Predictor', 'load_predictor']
 
 # R-Net / O-Net crops run in chunks of at most this many rows: the smaller
 # working set stays in the cache and runs faster than one large batch.
 CROP_CHUNK = 32
 # The last chunk is padded to a multiple of this (few executors, little waste).
 CROP_BATCH_MULTIPLE = 16
-# The weight of the landmark branch; its presence in a checkpoint selects the branch.
-LANDMARK_PARAM = {'pnet': 'conv4_3_weight', 'rnet': 'fc4_weight', 'onet': 'fc4_weight'}
 
 
 class Predictor:
     """Forward-only runner of a test symbol with fixed parameters, on crop batches of any size.
 
-    Executors are bound per input shape and kept (``rcnn.core.executor``); the
+    Executors are bound per input shape and kept (``facekit.mx.executor``); the
     ``max_executors`` most recently used shapes stay bound.
     """
 
-    def __init__(self, symbol, arg_params, aux_params=None, ctx=mx.cpu(), batch_multiple=1, chunk=None,
+    def __init__(self, symbol, arg_params, aux_params=None, ctx=None, batch_multiple=1, chunk=None,
                  max_executors=32):
+        ctx = mx.cpu() if ctx is None else ctx
         self.symbol = symbol
         self.forward = ShapeCachedExecutor(symbol, arg_params, aux_params, ctx, max_shapes=max_executors)
         self.batch_multiple = batch_multiple
@@ -56,28 +57,19 @@ class Predictor:
         return [out[:batch] for out in self.forward(buffer)]
 
 
-def load_net(net, params, ctx=mx.cpu()):
-    """The detector's net ``net`` ('pnet', 'rnet', 'onet') from a ``.params`` or ``.onnx`` path.
-
-    ``.params``: a Predictor of the test symbol in its oneDNN form (``prelu='onednn'``,
-    same outputs as the stock graph), with the landmark branch when the file has its
-    weights. ``.onnx`` (``tools/export_onnx.py mtcnn``): an onnxruntime forward on the
-    CPU (``rcnn.deploy.ort.OnnxForward``; any batch size in one call), whatever ``ctx``.
+def load_predictor(net, params, ctx=None):
+    """The Predictor of net ``net`` ('pnet', 'rnet', 'onet') from its ``.params`` file, on MXNet
+    context ``ctx`` (None: the CPU): the test symbol in its oneDNN form (``prelu='onednn'``, the
+    same outputs as the stock graph), with the landmark branch when the file has its weights.
 
     Raises:
-        ValueError: an ONNX file exported from another net.
+        facekit.mx.runtime.DeviceError (a ValueError): a GPU ``ctx`` this machine lacks.
     """
-    if str(params).endswith('.onnx'):
-        from rcnn.deploy.ort import OnnxForward  # onnxruntime is needed only here
-        forward = OnnxForward(params)
-        model = forward.metadata.get('model')
-        if model is not None and model != 'mtcnn-' + net:
-            raise ValueError('%s is an ONNX export of %r, not of the %s' % (params, model, net))
-        return forward
+    ctx = mx.cpu() if ctx is None else ctx
+    check_context(ctx)
     arg_params, aux_params = load_param_file(params)
     with_landmark = LANDMARK_PARAM[net] in arg_params
     symbol = get_symbol(net, 'test', with_landmark, prelu='onednn')
     if net == 'pnet':
         return Predictor(symbol, arg_params, aux_params, ctx)
-    return Predictor(symbol, arg_params, aux_params, ctx, batch_multiple=CROP_BATCH_MULTIPLE,
-                     chunk=CROP_CHUNK)
+    return Predictor(symbol, arg_params, aux_params, ctx, batch_multiple=CROP_BATCH_MULTIPLE, chunk=CROP_CHUNK)

@@ -28,11 +28,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from facekit.faces import LANDMARK_FLIP_ORDER as FLIP_ORDER
+from facekit.files import atomic_open
+from facekit.image import read_image
+from facekit.labels import read_label_file
 from mtcnn.boxes import iou, square
-from rcnn.contract import LANDMARK_FLIP_ORDER as FLIP_ORDER  # the same five points
-from rcnn.dataset.label_file import read_label_file
-from rcnn.fileio import atomic_open
-from rcnn.io.image import read_image
 
 __all__ = ['Annotation', 'load_annotations', 'SampleWriter', 'box_offsets', 'classify_iou',
            'normalise_landmarks', 'mirror_sample', 'rotate_crop', 'pnet_samples',

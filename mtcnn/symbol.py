@@ -37,11 +37,11 @@ a 1x1 depthwise convolution whose weight is ``prelu{k}_gamma``:
 """
 import mxnet as mx
 
+from mtcnn.defaults import INPUT_SIZE
 from mtcnn.ohem import LOSS_WEIGHTS, register_ohem
 
 __all__ = ['P_Net', 'R_Net', 'O_Net', 'get_symbol', 'INPUT_SIZE', 'PRELU_FORMS']
 
-INPUT_SIZE = {'pnet': 12, 'rnet': 24, 'onet': 48}
 PRELU_FORMS = ('leaky', 'decomposed', 'onednn')
 
 

@@ -30,6 +30,8 @@ each stride to its scales (multiples of ``base_size``) and aspect ratios.
 import dataclasses
 import json
 
+from facekit.faces import LANDMARK_FLIP_ORDER, LANDMARK_POINTS
+
 __all__ = ['PREFIX', 'BBOX_PRED_LEN', 'LANDMARK_POINTS', 'LANDMARK_PRED_LEN', 'LANDMARK_FLIP_ORDER',
            'AnchorLevel', 'ANCHOR_PRESETS', 'DEFAULT_ANCHORS', 'anchor_settings', 'rpn_anchor_cfg',
            'tensor_name', 'label_names', 'anchor_attr', 'recorded_anchors', 'same_anchors', 'anchors_to_json',
@@ -37,10 +39,7 @@ __all__ = ['PREFIX', 'BBOX_PRED_LEN', 'LANDMARK_POINTS', 'LANDMARK_PRED_LEN', 'L
 
 PREFIX = 'face'
 BBOX_PRED_LEN = 4
-LANDMARK_POINTS = 5
 LANDMARK_PRED_LEN = 2 * LANDMARK_POINTS
-# Left eye, right eye, nose, left and right mouth corner: a mirror swaps the eyes and the corners.
-LANDMARK_FLIP_ORDER = [1, 0, 2, 4, 3]
 
 _LABEL_KINDS = ('label', 'bbox_target', 'bbox_weight')
 _LANDMARK_LABEL_KINDS = ('landmark_target', 'landmark_weight')

@@ -1,4 +1,5 @@
-"""The benchmark scripts under bench/ start: their imports resolve and their options parse.
+"""The benchmark scripts under bench/ start as ``python -m bench.NAME``: their imports resolve and
+their options parse.
 
 They are run by hand (their figures go in the README), so nothing else would notice
 a benchmark broken by a refactoring until someone needs its numbers.
@@ -9,21 +10,29 @@ import sys
 
 import pytest
 
-from conftest import REPO, require_shared
+from support import REPO, require_shared
 
-BENCHES = sorted(p.name for p in (REPO / 'bench').glob('*.py'))
+BENCHES = sorted(p.stem for p in (REPO / 'bench').glob('*.py') if p.name != '__init__.py')
+
+
+def run_bench(name, *args, **kwargs):
+    """``python -m bench.NAME ARGS`` from the repository root."""
+    return subprocess.run([sys.executable, '-m', 'bench.' + name, *args], cwd=REPO, capture_output=True, text=True,
+                          **kwargs)
 
 
 def test_every_benchmark_is_listed():
-    assert {'core.py', 'detect.py', 'evaluate.py', 'loader.py', 'mtcnn.py', 'deploy.py', 'synthetic.py',
-            'train.py'} <= set(BENCHES)
+    assert (REPO / 'bench' / '__init__.py').is_file()
+    assert {'core', 'deploy', 'detect', 'evaluate', 'loader', 'mtcnn', 'runtime', 'synthetic', 'train'} <= set(BENCHES)
+    # Run as modules of the package bench: the project's packages import from the repository root.
+    assert not [name for name in BENCHES if 'sys.path' in (REPO / 'bench' / (name + '.py')).read_text()]
 
 
-@pytest.mark.parametrize('script', BENCHES)
-def test_benchmark_help(script):
-    result = subprocess.run([sys.executable, 'bench/' + script, '--help'], cwd=REPO, capture_output=True, text=True)
+@pytest.mark.parametrize('name', BENCHES)
+def test_benchmark_help(name):
+    result = run_bench(name, '--help')
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith('usage: '), result.stdout
+    assert result.stdout.startswith('usage: python -m bench.%s ' % name), result.stdout
 
 
 FAKE_FACENET = {
@@ -64,8 +73,7 @@ def test_mtcnn_benchmark_prints_its_table(tmp_path):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
-    result = subprocess.run([sys.executable, 'bench/mtcnn.py', '--repeat', '1', '--shared', str(shared),
-                             '--facenet-python', sys.executable], cwd=REPO, capture_output=True, text=True, env=env)
+    result = run_bench('mtcnn', '--repeat', '1', '--shared', str(shared), '--facenet-python', sys.executable, env=env)
     assert result.returncode == 0, result.stderr
     images = ('test01', 't4', 't6')
     rows = [row for row in map(str.split, result.stdout.splitlines()) if row and row[0] in images + ('t1',)]
@@ -84,8 +92,7 @@ def test_mtcnn_benchmark_prints_its_table(tmp_path):
 
 def test_deploy_benchmark_prints_its_table():
     shared = require_shared('assets/models/retinaface-mnet025/mnet.25-symbol.json').parents[3]
-    command = [sys.executable, 'bench/deploy.py', '--repeat', '1', '--rounds', '1', '--shared', str(shared)]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    result = run_bench('deploy', '--repeat', '1', '--rounds', '1', '--shared', str(shared))
     assert result.returncode == 0, result.stderr
     rows = [row.split() for row in result.stdout.splitlines()[3:]]
     assert [' '.join(row[:2]) for row in rows] == ['mnet.25 t4', 'mnet.25 t6', 'mnet.25 t1', 'pnet test01',

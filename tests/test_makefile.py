@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO
+from support import REPO
 
 
 def dry_run_venv(tmp_path, nvidia_smi_status=None, **variables):
@@ -39,3 +39,21 @@ def test_requirements_variable_overrides(tmp_path):
     out = dry_run_venv(tmp_path, 0, REQUIREMENTS='requirements.txt')
     assert 'installing requirements.txt (REQUIREMENTS was given)' in out
     assert 'pip install -q -r requirements.txt' in out
+
+
+def test_both_requirements_install_this_project_with_the_same_pins_but_mxnet():
+    """requirements*.txt name an extra of pyproject.toml; the GPU extra differs only in the MXNet build."""
+    import tomllib
+    extras = tomllib.loads((REPO / 'pyproject.toml').read_text())['project']['optional-dependencies']
+    lines = {name: [line for line in (REPO / name).read_text().splitlines() if not line.startswith('#')]
+             for name in ('requirements.txt', 'requirements-gpu.txt')}
+    assert lines == {'requirements.txt': ['-e .[mxnet,test]'], 'requirements-gpu.txt': ['-e .[gpu,test]']}
+    assert [pin for pin in extras['gpu'] if pin not in extras['mxnet']] == ['mxnet-cu112==1.9.1']
+    assert [pin for pin in extras['mxnet'] if pin not in extras['gpu']] == ['mxnet==1.9.1']
+
+
+def test_test_fast_leaves_out_the_slow_tests(tmp_path):
+    result = subprocess.run(['make', '-n', 'test-fast', 'VENV=%s' % (tmp_path / 'venv')], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "pytest -q -m 'not slow'" in result.stdout

@@ -11,7 +11,7 @@ import signal
 import cv2
 import numpy as np
 
-from rcnn.io.image import crop_image, load_image, transform
+from rcnn.io.augment import crop_image, load_image, transform
 from rcnn.io.rpn import AA, gt_label
 
 __all__ = ['BatchLayout', 'sample_rng', 'shuffle_rng', 'fill_sample', 'worker_loop']

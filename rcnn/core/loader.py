@@ -4,7 +4,8 @@ Worker processes (spawned, so they are safe next to MXNet's engine threads) crop
 and label images straight into shared batch buffers, and a finished buffer is
 handed to MXNet without a copy (``mx.nd.from_numpy``); it is refilled only after
 MXNet has released it. Every sample is seeded by (seed, epoch, roidb index), so a
-run is reproducible from ``seed`` whatever the number of workers.
+run is reproducible from ``seed`` whatever the number of workers, and a run resumed
+inside an epoch gets the batches the uninterrupted run got.
 """
 import collections
 import copy
@@ -116,8 +117,9 @@ class CropLoader(mx.io.DataIter):
         num_parts, part_index: this loader reads part ``part_index`` of ``num_parts``
             disjoint, equally long parts of every epoch's order (distributed training:
             kvstore num_workers and rank). Every part sees the same epoch order.
-        begin_epoch: number of the first epoch (the order and crops of epoch e are the
-            same in every run with this seed, so a resumed run continues the sequence).
+        begin_epoch, begin_batch: where to start: the batch ``begin_batch`` of epoch
+            ``begin_epoch`` (the order and crops of epoch e are the same in every run with
+            this seed, so a resumed run continues the sequence).
 
     An epoch has ``batches_per_epoch`` batches; the last incomplete batch is dropped,
     as in the original. The first epoch is ready after construction (``epoch`` is its
@@ -126,18 +128,20 @@ class CropLoader(mx.io.DataIter):
     """
 
     def __init__(self, feat_sym, roidb, cfg, batch_size=1, shuffle=False, seed=0, num_workers=0,
-                 num_parts=1, part_index=0, begin_epoch=0):
+                 num_parts=1, part_index=0, begin_epoch=0, begin_batch=0):
         cfg = copy.deepcopy(cfg)
         super().__init__(batch_size)
-        if batch_size < 1 or num_workers < 0 or seed < 0 or begin_epoch < 0:
-            raise ValueError('need batch_size >= 1 and num_workers, seed, begin_epoch >= 0; got %d, %d, %d, %d'
-                             % (batch_size, num_workers, seed, begin_epoch))
+        if batch_size < 1 or num_workers < 0 or seed < 0 or begin_epoch < 0 or begin_batch < 0:
+            raise ValueError('need batch_size >= 1 and num_workers, seed, begin_epoch, begin_batch >= 0; got %d, %d, '
+                             '%d, %d, %d' % (batch_size, num_workers, seed, begin_epoch, begin_batch))
         if not 0 <= part_index < num_parts:
             raise ValueError('part_index %d is not in [0, num_parts=%d)' % (part_index, num_parts))
         self.part_size = len(roidb) // num_parts
         self.batches_per_epoch = self.part_size // batch_size
         if self.batches_per_epoch == 0:
             raise ValueError('%d images in %d part(s) make no batch of %d' % (len(roidb), num_parts, batch_size))
+        if begin_batch >= self.batches_per_epoch:
+            raise ValueError('begin_batch %d: an epoch has %d batches' % (begin_batch, self.batches_per_epoch))
         self.cfg = cfg
         self.roidb = roidb
         self.shuffle = shuffle
@@ -162,7 +166,7 @@ class CropLoader(mx.io.DataIter):
         if num_workers:
             self._start_workers(num_workers)
         self.epoch = begin_epoch - 1
-        self._start_epoch()
+        self._start_epoch(begin_batch)
 
     # -- DataIter interface -------------------------------------------------------------------
     @property
@@ -180,19 +184,19 @@ class CropLoader(mx.io.DataIter):
         gives the same epochs: ``begin_epoch``, ``begin_epoch + 1``, ...
         """
         self._check_open()
-        if self.cur == 0 and self._error is None:
+        if self.cur == self._first and self._error is None:
             return
         self._start_epoch()
 
-    def _start_epoch(self):
+    def _start_epoch(self, first_batch=0):
         self._drain()
         self.epoch += 1
         self.order = self._epoch_order(self.epoch)
-        self.cur = 0
+        self.cur = self._first = first_batch * self.batch_size
         self._error = None
         if self._workers:
             self._pending = collections.deque()  # slots in flight, in batch order
-            self._submitted = 0
+            self._submitted = self.cur
             self._submit()
 
     def iter_next(self):

@@ -1,1 +1,1 @@
-"""Compiled numeric kernels (built in place by ``make`` or ``pip install -e .``)."""
+"""RetinaFace's compiled anchor kernel (``anchors``); built in place by ``make`` or by ``pip install .``."""

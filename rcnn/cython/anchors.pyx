@@ -2,7 +2,7 @@
 """Anchors of one feature map: every base anchor shifted to every grid cell."""
 import numpy as np
 
-from rcnn.cython._checks import as_int, as_real_matrix
+from facekit.cython._checks import as_int, as_real_matrix
 
 
 def anchors_cython(height, width, stride, base_anchors):

@@ -5,12 +5,12 @@ Layout (``data_path`` is e.g. ``data/retinaface``)::
     <data_path>/<image_set>/label.txt
     <data_path>/<image_set>/images/<relative path from the '#' line>
 
-Coordinates are pixels of the upright image (EXIF orientation applied, see ``rcnn.io.image``).
+Coordinates are pixels of the upright image (EXIF orientation applied, see ``facekit.image``).
 
 ``gt_roidb()`` returns one dict per image:
 
     'image'      <data_path>/<image_set>/images/<path from the '#' line>
-    'height', 'width'   image size in pixels, upright (``rcnn.io.image.image_size``: from the
+    'height', 'width'   image size in pixels, upright (``facekit.image.image_size``: from the
                         file header, EXIF orientation applied, as ``read_image`` decodes it)
     'boxes'      (N, 4) float32 x1, y1, x2, y2 (x2 = x + w), clipped to [0, width] x [0, height]
     'landmarks'  (N, 5, 3) float32 x, y, visibility: 1.0 visible, 0.0 occluded, -1 missing
@@ -22,12 +22,11 @@ import logging
 import os
 
 import numpy as np
-from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
 from rcnn.contract import LANDMARK_FLIP_ORDER
-from rcnn.dataset.label_file import read_label_file, split_paths
-from rcnn.io.image import image_size
+from facekit.labels import read_label_file, split_paths
+from facekit.image import image_size
 
 __all__ = ['retinaface']
 
@@ -57,7 +56,8 @@ class retinaface:
         """Read ``label.txt`` and the image sizes; see the module docstring for the entries.
 
         Faces whose clipped box is empty or narrower / lower than ``TRAIN.MIN_BOX_SIZE``
-        are dropped; in the 'train' split, so are images left without faces.
+        are dropped; in the 'train' split, so are images left without faces, and a split
+        left without any image is a ValueError naming the label file.
 
         Raises:
             ValueError / FileNotFoundError: ``"<label.txt>:<line>: ..."`` for a malformed
@@ -76,6 +76,10 @@ class retinaface:
             roidb.append(entry)
         logger.info('%s: %d images (%d without faces dropped), %d faces dropped (empty or < %s px)',
                     self.label_file, len(roidb), dropped_images, dropped_faces, self.cfg.TRAIN.MIN_BOX_SIZE)
+        if records and not roidb:
+            raise ValueError('%s: no usable image: each of its %d images is left without a face (faces whose box '
+                             'is empty inside the image, or below TRAIN.MIN_BOX_SIZE %s px, are dropped)'
+                             % (self.label_file, len(records), self.cfg.TRAIN.MIN_BOX_SIZE))
         self.num_images = len(roidb)
         return roidb
 
@@ -86,8 +90,8 @@ class retinaface:
             width, height = image_size(path)
         except FileNotFoundError:
             raise FileNotFoundError('%s: image %s does not exist' % (where, path)) from None
-        except (OSError, UnidentifiedImageError) as exc:
-            raise ValueError('%s: cannot read image %s: %s' % (where, path, exc)) from None
+        except (OSError, ValueError) as exc:
+            raise ValueError('%s: %s' % (where, exc)) from None
 
         x, y, w, h = record.boxes.astype(np.float64).T
         boxes = np.stack([np.clip(x, 0, width), np.clip(y, 0, height),

@@ -28,7 +28,6 @@ Bad input is an error naming the file (and line), never a changed AP: a
 non-numeric or non-finite value (a NaN score would move every AP), a binary
 file, or a prediction folder that is missing or holds none of the files.
 """
-import argparse
 import dataclasses
 import json
 import logging
@@ -37,18 +36,19 @@ import sys
 
 import numpy as np
 
-from rcnn.cli import check_existing_dir, check_writable_dir, input_errors, probability, setup_logging
-from rcnn.fileio import atomic_open, atomic_path
-from rcnn.processing.box_ops import pairwise_overlap
+from facekit.files import atomic_open, atomic_path
+from facekit.boxes import pairwise_overlap
 
 __all__ = ['SETTINGS', 'THRESH_NUM', 'GroundTruth', 'load_ground_truth', 'read_prediction_file',
            'load_predictions', 'normalize_scores', 'match_image', 'voc_ap', 'evaluate',
-           'format_table', 'write_summary', 'plot_pr_curves', 'write_report', 'SUMMARY_FILE', 'PR_CURVES_FILE', 'main']
+           'format_table', 'write_summary', 'plot_pr_curves', 'write_report', 'SUMMARY_FILE', 'PR_CURVES_FILE',
+           'GROUND_TRUTH_FILES']
 
 logger = logging.getLogger(__name__)
 
 SETTINGS = ('easy', 'medium', 'hard')
 THRESH_NUM = 1000
+GROUND_TRUTH_FILES = ('wider_face_val.mat',) + tuple('wider_%s_val.mat' % setting for setting in SETTINGS)
 
 
 @dataclasses.dataclass
@@ -177,7 +177,8 @@ def load_predictions(pred_dir, gt):
     """Predictions for every image of ``gt``, read from ``<pred_dir>/<event>/<name>.txt``.
 
     A missing file counts as an image with no detections; one warning reports
-    how many are missing.
+    how many are missing, and one how many detections have a negative width or
+    height (the toolkit keeps them; a detector that writes them has a bug).
 
     Returns:
         preds: list of (N_i, 5) float64 ``x y w h score``, aligned with ``gt``.
@@ -188,14 +189,18 @@ def load_predictions(pred_dir, gt):
     """
     if not os.path.isdir(pred_dir):
         raise FileNotFoundError('prediction folder %s does not exist' % pred_dir)
-    preds, missing = [], []
+    preds, missing, negative = [], [], []
     for event, name in zip(gt.events, gt.names):
         path = os.path.join(pred_dir, event, name + '.txt')
         if os.path.isfile(path):
             preds.append(read_prediction_file(path))
+            negative += ['%s:%d' % (path, row + 3) for row in np.flatnonzero((preds[-1][:, 2:4] < 0).any(axis=1))]
         else:
             missing.append(os.path.join(event, name + '.txt'))
             preds.append(np.zeros((0, 5)))
+    if negative:
+        logger.warning('%d detections have a negative width or height, e.g. %s; they are evaluated as the WIDER '
+                       'toolkit evaluates them', len(negative), negative[0])
     if len(gt) and len(missing) == len(gt):
         raise FileNotFoundError('no prediction files in %s: expected <event>/<name>.txt for the %d ground-truth '
                                 'images, e.g. %s' % (pred_dir, len(gt), missing[0]))
@@ -304,8 +309,9 @@ def _pr_curve(scores, face, kept, count_face):
     return precision, recalled / count_face
 
 
-def evaluate(pred_dir, gt_dir, iou_thresh=0.5):
-    """Easy / medium / hard AP of the predictions in ``pred_dir``.
+def evaluate(pred_dir, gt, iou_thresh=0.5):
+    """Easy / medium / hard AP of the predictions in ``pred_dir``; ``gt`` is a GroundTruth or the
+    folder to load it from (:func:`load_ground_truth`).
 
     Returns:
         dict with ``easy``, ``medium``, ``hard`` (AP floats), ``iou_thresh``,
@@ -313,7 +319,8 @@ def evaluate(pred_dir, gt_dir, iou_thresh=0.5):
         ``precision``, ``recall`` ((THRESH_NUM,) float64 at the decreasing
         thresholds ``1 - (k + 1) / THRESH_NUM``) and ``num_faces``.
     """
-    gt = load_ground_truth(gt_dir)
+    if not isinstance(gt, GroundTruth):
+        gt = load_ground_truth(gt)
     raw, missing = load_predictions(pred_dir, gt)
     preds = normalize_scores(raw)
 
@@ -393,26 +400,6 @@ def plot_pr_curves(result, path):
         fig.savefig(tmp, format='png')
 
 
-def main(argv=None):
-    setup_logging()
-    parser = argparse.ArgumentParser(description='WIDER FACE val easy/medium/hard AP (official protocol)')
-    parser.add_argument('--pred', required=True, help='prediction folder: <pred>/<event>/<image>.txt')
-    parser.add_argument('--gt', required=True,
-                        help='folder with wider_face_val.mat and wider_{easy,medium,hard}_val.mat')
-    parser.add_argument('--iou-thresh', type=probability, default=0.5, help='IoU for a match')
-    parser.add_argument('--out-dir', default=None,
-                        help='where to write %s and %s (default: --pred)' % (SUMMARY_FILE, PR_CURVES_FILE))
-    args = parser.parse_args(argv)
-    check_existing_dir(parser, args.pred, '--pred')
-    check_existing_dir(parser, args.gt, '--gt')
-    out_dir = args.out_dir or args.pred
-    check_writable_dir(parser, out_dir, '--out-dir')
-    with input_errors():
-        result = evaluate(args.pred, args.gt, args.iou_thresh)
-    write_report(result, out_dir)
-    print(format_table(result))
-    return result
-
-
 if __name__ == '__main__':
-    main(sys.argv[1:])
+    from rcnn.commands import retinaface_evaluate as _command  # the launcher of python -m rcnn.evaluation.widerface
+    sys.exit(_command())

@@ -9,9 +9,9 @@ convention).
 import numpy as np
 
 from rcnn.contract import BBOX_PRED_LEN, LANDMARK_POINTS, LANDMARK_PRED_LEN, PREFIX, tensor_name
-from rcnn.io.image import get_crop_image1
+from rcnn.io.augment import get_crop_image1
 from rcnn.processing.bbox_transform import bbox_overlaps
-from rcnn.processing.box_ops import widths_centres
+from facekit.boxes import widths_centres
 from rcnn.processing.generate_anchor import anchors_plane, generate_anchors_fpn
 
 __all__ = ['AA', 'get_crop_batch', 'gt_label']

@@ -5,8 +5,8 @@ centre = x1 + 0.5 * (width - 1). Computations run in float64.
 """
 import numpy as np
 
-from rcnn.cython.bbox import bbox_overlaps_cython
-from rcnn.processing.box_ops import widths_centres
+from facekit.cython.bbox import bbox_overlaps_cython
+from facekit.boxes import widths_centres
 
 
 def bbox_overlaps(boxes, query_boxes):

@@ -27,8 +27,11 @@ import mxnet as mx
 from rcnn.contract import BBOX_PRED_LEN, LANDMARK_PRED_LEN, anchor_attr, tensor_name
 from rcnn.symbol import rpn_fpn_ohem3
 
-__all__ = ['conv_bn', 'conv_only', 'ssh_detection_module', 'fpn_ssh_features', 'deploy_outputs',
+__all__ = ['FEATURE_STRIDES', 'conv_bn', 'conv_only', 'ssh_detection_module', 'fpn_ssh_features', 'deploy_outputs',
            'stride_train_outputs', 'train_outputs', 'get_fixed_params']
+
+# The strides whose features the FPN of every network gives (fpn_ssh_features).
+FEATURE_STRIDES = (32, 16, 8)
 
 # Smooth L1 sigma of the original losses: quadratic below |x| < 1/9.
 SMOOTH_L1_SCALAR = 3.0
@@ -111,7 +114,7 @@ def fpn_ssh_features(c8, c16, c32, names, num_filter, det_conv1_filter, det_cont
     c1 = _upsample_add(c2, c1, names['c2_up'])
     c1 = conv_bn(c1, names['c1_aggr'], num_filter, kernel=(3, 3), pad=(1, 1), **conv_kw)
     return {stride: ssh_detection_module(feat, names['det%d' % stride], det_conv1_filter, det_context_filter)
-            for stride, feat in ((8, c1), (16, c2), (32, c3))}
+            for stride, feat in zip(FEATURE_STRIDES, (c3, c2, c1))}
 
 
 def _check_strides(feats, cfg):

@@ -1,0 +1,159 @@
+"""Detect faces in images with a RetinaFace checkpoint or its ONNX export; draw them and write JSON.
+
+    python detect.py --prefix model/retinaface --epoch 0 --image photo.jpg --output out/ \\
+        [--json out/faces.json] [--thresh 0.8] [--scales 1.0] [--flip] [--gpu -1] [--max_megapixels 20]
+    python detect.py --onnx model/retinaface.onnx --image photo.jpg --output out/    # onnxruntime, CPU
+
+``--image`` is an image file or a folder (its .jpg/.jpeg/.png/.bmp files). Each image
+is written to ``--output`` under its own name with the boxes (green), scores and the
+five landmarks drawn; ``--json`` collects, per image, the boxes (x1, y1, x2, y2 in
+pixels), scores and landmarks (5 x (x, y)). Images are read upright (EXIF orientation
+applied, ``facekit.image``). Before any work the arguments are checked: an output that
+would replace a file the command reads (an image, a model file; by any path or link) is
+refused whatever the flags, an existing output file without ``--overwrite``, and so is a
+scale that makes a network input above ``--max_megapixels`` or, for a static ONNX export,
+one of another size. An ONNX detector never loads MXNet. Unreadable images are reported
+and skipped; the exit status is then 1.
+"""
+import json
+import logging
+import os
+
+import cv2
+from tqdm import tqdm
+
+from facekit import args as cli
+from facekit.args import UsageError
+from facekit.draw import draw_detections
+from facekit.faces import faces_json
+from facekit.files import atomic_open, atomic_path
+from facekit.image import MAX_MEGAPIXELS, image_size, read_image
+from facekit.prefix import params_path, symbol_path
+from rcnn.detector import RetinaFace
+
+__all__ = ['IMAGE_EXTENSIONS', 'build_parser', 'check_args', 'run', 'list_images', 'output_path']
+
+logger = logging.getLogger('detect')
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
+
+
+def build_parser():
+    parser = cli.ArgumentParser(description='Detect faces with a RetinaFace model.')
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument('--prefix', help='checkpoint prefix (PREFIX-symbol.json, PREFIX-EPOCH.params)')
+    model.add_argument('--onnx', help='an ONNX export (tools/export_onnx.py), run by onnxruntime on the CPU')
+    parser.add_argument('--epoch', type=cli.int_at_least(0), help='checkpoint epoch (with --prefix)')
+    parser.add_argument('--image', required=True, help='an image file or a folder of images')
+    parser.add_argument('--output', required=True, help='folder for the annotated images')
+    parser.add_argument('--json', help='write the detections of all images to this JSON file')
+    parser.add_argument('--overwrite', action='store_true', help='replace output files that exist')
+    parser.add_argument('--thresh', type=cli.probability, default=0.8, help='face score threshold (default 0.8)')
+    parser.add_argument('--scales', type=cli.positive_float, nargs='+', default=[1.0],
+                        help='image scales (default 1.0)')
+    parser.add_argument('--flip', action='store_true', help='also detect on the mirrored image')
+    parser.add_argument('--gpu', type=cli.gpu_id, default=None,
+                        help='GPU id, -1 for the CPU (default: GPU 0 if MXNet has CUDA and sees a GPU, else the CPU)')
+    parser.add_argument('--max_megapixels', type=cli.positive_float, default=MAX_MEGAPIXELS,
+                        help='largest network input (scaled image) in megapixels (default %g)' % MAX_MEGAPIXELS)
+    return parser
+
+
+def list_images(path):
+    """The image files of ``--image`` ``path`` (a file, or a folder's image files sorted by name)."""
+    if os.path.isdir(path):
+        names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
+        if not names:
+            raise UsageError('--image: no %s files in folder %s' % ('/'.join(IMAGE_EXTENSIONS), path))
+        return [os.path.join(path, n) for n in names]
+    if not os.path.isfile(path):
+        raise UsageError('--image: image %s does not exist' % path)
+    return [path]
+
+
+def output_path(output, image):
+    return os.path.join(output, os.path.basename(image))
+
+
+def model_files(args):
+    """The files the model of ``args`` is read from."""
+    if args.onnx is not None:
+        return [args.onnx]
+    return [symbol_path(args.prefix), params_path(args.prefix, args.epoch)]
+
+
+def check_args(args):
+    """Model, images and outputs, before any model is loaded (UsageError naming the flag).
+    Sets ``args.images``, the image files."""
+    if args.prefix is not None:
+        if args.epoch is None:
+            raise UsageError('--epoch is required with --prefix')
+        cli.check_checkpoint(args.prefix, args.epoch)
+    else:
+        if args.epoch is not None:
+            raise UsageError('--epoch goes with --prefix, not with --onnx')
+        if args.gpu not in (None, -1):
+            raise UsageError('--gpu %d: an ONNX model runs on the CPU (onnxruntime); leave --gpu out' % args.gpu)
+        cli.check_existing_file(args.onnx, '--onnx')
+    args.images = list_images(args.image)
+    cli.check_writable_dir(args.output, '--output')
+    inputs = args.images + model_files(args)
+    for image in args.images:
+        cli.check_output_file(output_path(args.output, image), '--output', inputs, args.overwrite)
+    if args.json:
+        cli.check_output_file(args.json, '--json', inputs, args.overwrite)
+
+
+def load_detector(args, context):
+    """The RetinaFace of ``--prefix``/``--epoch`` (MXNet, on the device ``--gpu`` chooses; on the CPU
+    its threads yield to the load of other processes, as detect.py is often one of several) or
+    of ``--onnx`` (onnxruntime; MXNet is not loaded)."""
+    if args.onnx is not None:
+        return RetinaFace.from_onnx(args.onnx, max_megapixels=args.max_megapixels)
+    from facekit.mx.runtime import inference_context  # the MXNet detector only
+    ctx = inference_context(args.gpu, load=context.cpu_load)
+    return RetinaFace(args.prefix, args.epoch, ctx_id=ctx.device_id if ctx.device_type == 'gpu' else -1,
+                      max_megapixels=args.max_megapixels)
+
+
+def check_sizes(detector, images, scales):
+    """UsageError if a scale makes an image's network input one the detector refuses (sizes from
+    the file headers; a file that is not an image is reported when it is read)."""
+    for image in images:
+        try:
+            width, height = image_size(image)
+        except (OSError, ValueError):
+            continue
+        try:
+            detector.check_input(height, width, scales)
+        except ValueError as error:
+            raise UsageError('--scales: %s: %s' % (image, error)) from None
+
+
+def run(args, context):
+    detector = load_detector(args, context)
+    check_sizes(detector, args.images, args.scales)
+    os.makedirs(args.output, exist_ok=True)
+    results, failed = [], []
+    for path in tqdm(args.images, desc='detect', unit='image', disable=len(args.images) < 2):
+        try:
+            img = read_image(path)
+        except (OSError, ValueError) as error:
+            logger.error('%s; skipped', error)
+            failed.append(path)
+            continue
+        faces, landmarks = detector.detect(img, threshold=args.thresh, scales=args.scales, do_flip=args.flip)
+        out_path = output_path(args.output, path)
+        with atomic_path(out_path) as tmp:
+            if not cv2.imwrite(tmp, draw_detections(img, faces, landmarks)):
+                raise OSError('cannot write image %s' % out_path)
+        results.append({'image': path, 'output': out_path, 'faces': faces_json(faces, landmarks)})
+        print('%s: %d faces -> %s' % (path, faces.shape[0], out_path))
+    if args.json:
+        model = {'onnx': args.onnx} if args.onnx is not None else {'prefix': args.prefix, 'epoch': args.epoch}
+        with atomic_open(args.json, 'w') as f:
+            json.dump(dict(model, thresh=args.thresh, scales=args.scales, flip=args.flip, images=results,
+                           skipped=failed), f, indent=1)
+    if failed:
+        logger.error('%d of %d images could not be read: %s', len(failed), len(args.images), ', '.join(failed))
+    return 1 if failed else 0
