@@ -28,6 +28,15 @@ class UsageError(Exception):
     """A bad argument found before any work: the message names the flag (``--prefix: ...``)."""
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` names each option's default, unless its help already says it or there is none."""
+
+    def _get_help_string(self, action):
+        if action.default is None or '(default' in (action.help or ''):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` whose options have hidden alias spellings.
 

@@ -10,7 +10,6 @@ printed: x1 y1 x2 y2 score. The image is read upright (``facekit.image.read_imag
 ``--output`` must name an image file OpenCV can write, never the image or a net file;
 an existing one is replaced only with ``--overwrite``. ``.onnx`` nets run without MXNet.
 """
-import argparse
 
 import cv2
 
@@ -26,7 +25,7 @@ __all__ = ['build_parser', 'check_args', 'run']
 
 def build_parser():
     parser = cli.ArgumentParser(description='MTCNN face detection demo',
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=cli.DefaultsHelpFormatter)
     parser.add_argument('--image', required=True)
     parser.add_argument('--output', aliases=['--out'], required=True, help='where to write the annotated image')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --output')

@@ -6,7 +6,6 @@
 See ``mtcnn.evaluate`` for the matching. Every listed image must exist; bad input is one
 line naming the file and line.
 """
-import argparse
 import os
 
 from facekit import args as cli
@@ -20,7 +19,7 @@ __all__ = ['build_parser', 'check_args', 'run', 'check_listed_images']
 
 def build_parser():
     parser = cli.ArgumentParser(description='Recall / precision of the MTCNN cascade at IoU 0.5',
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=cli.DefaultsHelpFormatter)
     parser.add_argument('--label', required=True)
     parser.add_argument('--images', default=None, help='image root (default: images/ beside the label)')
     add_detector_arguments(parser, required=('pnet',))

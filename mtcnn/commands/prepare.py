@@ -9,7 +9,6 @@ trained earlier stages, run with the default detection settings. Landmark faces 
 for every net unless ``--no_landmark``. Prints the merged list ``<output>/train_<size>.txt``.
 A label file without a face of at least ``--min_face`` pixels is refused before any work.
 """
-import argparse
 
 import numpy as np
 
@@ -28,7 +27,7 @@ MINING_STAGES = {'pnet': (), 'rnet': ('pnet',), 'onet': ('pnet', 'rnet')}
 
 def build_parser():
     parser = cli.ArgumentParser(description='Generate MTCNN training samples',
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=cli.DefaultsHelpFormatter)
     parser.add_argument('--net', required=True, choices=sorted(INPUT_SIZE))
     parser.add_argument('--label', required=True, help='RetinaFace label.txt of the training split')
     parser.add_argument('--images', default=None, help='image root (default: images/ beside the label)')

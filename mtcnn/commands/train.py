@@ -12,7 +12,6 @@ state are written atomically after each epoch and where a run stops inside one;
 SIGTERM save and exit 130 / 143, and a prefix holding another run's checkpoints is
 refused unless ``--overwrite``.
 """
-import argparse
 import logging
 
 import mxnet as mx
@@ -128,7 +127,7 @@ def train_net(net, samples, prefix, ctx=None, begin=Position(0), end_epoch=16, b
 
 def build_parser():
     parser = cli.ArgumentParser(description='Train P-Net, R-Net or O-Net',
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=cli.DefaultsHelpFormatter)
     parser.add_argument('--net', required=True, choices=sorted(INPUT_SIZE))
     parser.add_argument('--samples', required=True, help='merged sample list (train_<size>.txt)')
     parser.add_argument('--prefix', required=True, help='checkpoint prefix, e.g. model/pnet')

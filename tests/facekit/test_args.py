@@ -113,3 +113,13 @@ def test_a_training_prefix_refuses_other_runs_checkpoints_unless_overwrite(tmp_p
         cli.check_training_prefix(prefix, Position(1, 5), overwrite=True)
     with pytest.raises(UsageError, match="--prefix '%s/' names a folder; .* e.g. %s/mnet" % (tmp_path, tmp_path)):
         cli.check_training_prefix(str(tmp_path) + '/', Position(0), overwrite=False, example='mnet')
+
+
+def test_help_names_a_default_once_and_only_a_real_one():
+    parser = cli.ArgumentParser(prog='p', formatter_class=cli.DefaultsHelpFormatter)
+    parser.add_argument('--size', type=int, default=24, help='smallest face')
+    parser.add_argument('--gpu', default=None, help='GPU id (default: GPU 0 if there is one)')
+    parser.add_argument('--label', default=None, help='label file')
+    text = ' '.join(parser.format_help().split())
+    assert 'smallest face (default: 24)' in text
+    assert text.count('(default:') == 2 and 'label file (default' not in text
