@@ -1,6 +1,7 @@
-"""Bare network forward on MXNet against onnxruntime, same nets, same inputs.
+"""Bare network forward on MXNet against onnxruntime, same nets, same inputs; and the whole
+detection process on each, from a cold start.
 
-    python -m bench.deploy [--repeat 10] [--rounds 4] [--shared ../shared]
+    python -m bench.deploy [--repeat 10] [--rounds 4] [--processes 5] [--shared ../shared]
 
 The released mnet.25 and the three MTCNN nets are exported to ONNX first
 (``rcnn.export.export_retinaface``, ``mtcnn.export.export_mtcnn``; into a temporary
@@ -24,11 +25,18 @@ first pyramid scale of a 24-pixel minimum face (0.5); R-Net on 128 and O-Net on
 machine shared with other processes, MXNet's OpenMP threads stall whenever a CPU is
 taken away (a forward waits for every thread), onnxruntime's pool much less: the
 medians then move, the minimums say what each does on free CPUs.
+
+Then the whole process of a detection on t1, one new process per run, alternating:
+``retinaface-detect --onnx mnet.onnx`` (the console script of ``pip install .``, no MXNet)
+against ``python detect.py --prefix mnet.25 --epoch 0`` (MXNet), both writing the picture and
+the JSON. Prints the median wall and CPU seconds of ``--processes`` runs each and their ratio:
+what a user waits for one photo, start-up (imports, model load) included.
 """
 import argparse
 import json
 import os
 import pathlib
+import resource
 import subprocess
 import sys
 import tempfile
@@ -124,11 +132,59 @@ def run_child(name, repeat, shared, models):
     return json.loads(result.stdout.splitlines()[-1])
 
 
+def detect_commands(shared, models, image):
+    """{name: argv} of the two detection processes, each missing only its output arguments."""
+    console_script = os.path.join(os.path.dirname(sys.executable), 'retinaface-detect')
+    if not os.path.isfile(console_script):
+        sys.exit('%s is missing: install the project (pip install -e . or make venv)' % console_script)
+    return {
+        'retinaface-detect --onnx': [console_script, '--onnx', os.path.join(models, 'mnet.onnx'), '--image', image],
+        'detect.py --prefix': [sys.executable, 'detect.py', '--prefix', os.path.join(shared, MNET), '--epoch', '0',
+                               '--image', image],
+    }
+
+
+def time_process(argv, folder):
+    """(wall seconds, CPU seconds) of one run of ``argv`` writing into the new ``folder``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    result = subprocess.run(argv + ['--output', os.path.join(folder, 'out'), '--json', os.path.join(folder, 'f.json')],
+                            cwd=REPO, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if result.returncode:
+        sys.exit('%s failed:\n%s' % (' '.join(argv), result.stderr))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def measure_processes(shared, models, runs):
+    """{name: [(wall, cpu), ...]} of ``runs`` alternating cold starts of each detection process."""
+    commands = detect_commands(shared, models, os.path.join(shared, 'assets', 'images', 't1.jpg'))
+    samples = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, argv in commands.items():
+            with tempfile.TemporaryDirectory() as folder:
+                samples[name].append(time_process(argv, folder))
+    return samples
+
+
+def print_processes(samples):
+    print('\nwhole detection process on t1 (cold start: new process, imports, model load), median of %d runs'
+          % len(next(iter(samples.values()))))
+    print('%-28s %8s %8s' % ('command', 'wall s', 'CPU s'))
+    medians = {name: np.median(np.array(runs), axis=0) for name, runs in samples.items()}
+    for name, (wall, cpu) in medians.items():
+        print('%-28s %8.2f %8.2f' % (name, wall, cpu))
+    onnx, mxnet = medians['retinaface-detect --onnx'], medians['detect.py --prefix']
+    print('%-28s %7.2fx %7.2fx' % ('onnx / mxnet', onnx[0] / mxnet[0], onnx[1] / mxnet[1]))
+
+
 def main():
     parser = argparse.ArgumentParser(prog='python -m bench.deploy', description=__doc__.split('\n')[0])
     parser.add_argument('--repeat', type=int, default=10, help='timed calls per case and round')
     parser.add_argument('--rounds', type=int, default=4, help='child processes per runtime, alternating')
     parser.add_argument('--shared', default=os.environ.get('RETINAFACE_SHARED', str(REPO.parent / 'shared')))
+    parser.add_argument('--processes', type=int, default=5, help='cold-start detection processes per command')
     parser.add_argument('--runtime', choices=RUNTIMES, help='measure in this process only and print JSON (children)')
     parser.add_argument('--models', help='folder of the exported models (children)')
     args = parser.parse_args()
@@ -144,6 +200,7 @@ def main():
             for name in RUNTIMES:
                 for label, times in run_child(name, args.repeat, args.shared, models).items():
                     samples[name][label].extend(times)
+        processes = measure_processes(args.shared, models, args.processes)
     print('MXNet %s (configure_cpu_inference) against onnxruntime %s (OnnxForward), %d usable CPUs, '
           'median of %d x %d runs, milliseconds'
           % (mx.__version__, onnxruntime.__version__, usable_cpus(), args.rounds, args.repeat))
@@ -157,6 +214,7 @@ def main():
         print('%-16s %-14s %16s %16s %9.2fx %7.2fx' % (
             label, 'x'.join(map(str, shape)), '%.2f (%.2f)' % (mxnet_med, mxnet_min),
             '%.2f (%.2f)' % (ort_med, ort_min), mxnet_med / ort_med, mxnet_min / ort_min))
+    print_processes(processes)
 
 
 if __name__ == '__main__':

@@ -90,11 +90,17 @@ def test_mtcnn_benchmark_prints_its_table(tmp_path):
     assert all(len(row) == 10 and row[4] == '1' and row[6].endswith('x') for row in canonical), result.stdout
 
 
-def test_deploy_benchmark_prints_its_table():
+def test_deploy_benchmark_prints_its_tables():
+    """The forward table (one row per case, ratios), then the cold-start processes (ONNX, MXNet, ratio)."""
     shared = require_shared('assets/models/retinaface-mnet025/mnet.25-symbol.json').parents[3]
-    result = run_bench('deploy', '--repeat', '1', '--rounds', '1', '--shared', str(shared))
+    result = run_bench('deploy', '--repeat', '1', '--rounds', '1', '--processes', '1', '--shared', str(shared))
     assert result.returncode == 0, result.stderr
-    rows = [row.split() for row in result.stdout.splitlines()[3:]]
+    forwards, processes = result.stdout.split('\n\n')
+    rows = [row.split() for row in forwards.splitlines()[3:]]
     assert [' '.join(row[:2]) for row in rows] == ['mnet.25 t4', 'mnet.25 t6', 'mnet.25 t1', 'pnet test01',
                                                    'rnet 128', 'onet 32'], result.stdout
     assert all(row[-1].endswith('x') and float(row[-1][:-1]) > 0 for row in rows), result.stdout
+    lines = processes.splitlines()[2:]
+    assert [line.rsplit(None, 2)[0] for line in lines] == ['retinaface-detect --onnx', 'detect.py --prefix',
+                                                           'onnx / mxnet'], result.stdout
+    assert all(float(value.rstrip('x')) > 0 for line in lines for value in line.split()[-2:]), result.stdout

@@ -5,7 +5,8 @@ Each function enters through ``facekit.command.main``, which prepares the runtim
 the command module (and with it MXNet) is imported. The launchers call them: ``train.py``,
 ``test_widerface.py``, ``detect.py``, ``tools/*.py``,
 ``python -m rcnn.evaluation.widerface``, ``python -m rcnn.dataset.synthetic``, and the
-console scripts of ``pip install .`` (``retinaface-train``, ``retinaface-detect``, ...).
+console scripts of ``pip install .`` (``retinaface-train``, ``retinaface-detect``, ...; the demo
+and the launcher work in a checkout only, which they write into or start ``train.py`` from).
 """
 from facekit.command import main
 
