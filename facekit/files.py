@@ -18,7 +18,8 @@ import re
 import socket
 import uuid
 
-__all__ = ['atomic_path', 'atomic_open', 'file_digest', 'remove_stale_temporaries', 'input_replaced_by']
+__all__ = ['atomic_path', 'atomic_open', 'temporary_path', 'file_digest', 'remove_stale_temporaries',
+           'input_replaced_by']
 
 # A temporary file of target <root><ext>: .<root>.<host>-<pid>-<12 hex digits>.tmp<ext>
 _TEMPORARY = re.compile(r'\.(?P<target_root>.+)\.(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-[0-9a-f]{12}\.tmp(?P<ext>.*)\Z')
@@ -52,7 +53,9 @@ def remove_stale_temporaries(directory, belongs):
                     os.remove(entry.path)
 
 
-def _temporary_name(path):
+def temporary_path(path):
+    """A fresh temporary file name next to ``path`` (the folder is created), with its extension:
+    what ``atomic_path`` writes before the rename, for writers that rename it themselves."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     root, ext = os.path.splitext(os.path.basename(path))
@@ -68,7 +71,7 @@ def atomic_path(path):
     For writers that take a file name (``mx.nd.save``, ``cv2.imwrite``, ``savefig``).
     """
     path = os.fspath(path)
-    tmp = _temporary_name(path)
+    tmp = temporary_path(path)
     try:
         yield tmp
         os.replace(tmp, path)

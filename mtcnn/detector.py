@@ -1,8 +1,10 @@
 """The MTCNN cascade at test time (Zhang et al.).
 
-Images are BGR uint8 (H, W, 3) as read by ``facekit.image.read_image``. Every stage returns
-float64 boxes (N, 5) ``x1, y1, x2, y2, score`` in pixels of the input image with
-the +1 width convention; an empty (0, 5) array when nothing survives.
+Images are BGR uint8 (H, W, 3) as read by ``facekit.image.read_image``; ``detect`` takes one,
+``detect_batch`` several (video frames: P-Net batches the images of one size, R-Net and O-Net
+the crops of all). Every stage returns float64 boxes (N, 5) ``x1, y1, x2, y2, score`` in
+pixels of the input image with the +1 width convention; an empty (0, 5) array when nothing
+survives.
 
 This module imports no MXNet: nets from ``.onnx`` files run on onnxruntime, and only nets
 from ``.params`` files load MXNet (``mtcnn.predictor``).
@@ -18,11 +20,13 @@ from facekit.ort import OnnxForward
 from mtcnn.boxes import calibrate, nms, pad, square
 from mtcnn.defaults import INPUT_SIZE, MIN_FACE_SIZE, SCALE_FACTOR, THRESHOLDS
 
-__all__ = ['MtcnnDetector', 'transform', 'load_net']
+__all__ = ['MAX_BATCH', 'MtcnnDetector', 'transform', 'load_net']
 
 
 _CELL = INPUT_SIZE['pnet']    # P-Net's receptive field, pixels of the scaled image
 _STRIDE = 2   # P-Net output stride
+# Images per P-Net forward in ``detect_batch`` unless told otherwise.
+MAX_BATCH = 8
 
 
 def transform(images):
@@ -129,15 +133,32 @@ class MtcnnDetector:
 
     def detect_pnet(self, img):
         """Run P-Net over the image pyramid; returns calibrated boxes (N, 5)."""
-        height, width = img.shape[:2]
-        levels = []
-        for scale in self.scales(height, width):
-            size = (int(width * scale), int(height * scale))
-            resized = cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
-            prob, reg = self.pnet(transform(resized)[None])[:2]
-            boxes = self._generate(prob[0, 1], reg[0], scale)
-            if len(boxes):
-                levels.append(boxes[nms(boxes, 0.5, 'Union')])
+        return self._pnet([img], 1)[0]
+
+    def _pnet(self, images, max_batch):
+        """``detect_pnet`` of each image: at every pyramid scale, the images of one size resized and
+        run through P-Net in batches of up to ``max_batch``."""
+        levels = [[] for _ in images]
+        groups = {}
+        for index, img in enumerate(images):
+            groups.setdefault(img.shape[:2], []).append(index)
+        for (height, width), indices in groups.items():
+            for scale in self.scales(height, width):
+                size = (int(width * scale), int(height * scale))
+                for start in range(0, len(indices), max_batch):
+                    chunk = indices[start:start + max_batch]
+                    resized = [cv2.resize(images[i], size, interpolation=cv2.INTER_LINEAR) for i in chunk]
+                    prob, reg = self.pnet(transform(np.stack(resized)))[:2]
+                    for row, index in enumerate(chunk):
+                        boxes = self._generate(prob[row, 1], reg[row], scale)
+                        if len(boxes):
+                            levels[index].append(boxes[nms(boxes, 0.5, 'Union')])
+        return [self._pnet_boxes(found) for found in levels]
+
+    @staticmethod
+    def _pnet_boxes(levels):
+        """One image's P-Net boxes (N, 5) from its candidates (K, 9) per pyramid level: NMS across
+        the levels, then calibrated."""
         if not levels:
             return _empty()
         boxes = np.concatenate(levels)
@@ -171,17 +192,47 @@ class MtcnnDetector:
         clipped[:, 0:4] = src
         return clipped, squared, transform(crops)
 
+    @staticmethod
+    def _run_crops(net, crops):
+        """``net`` on the crops of several images in one call (the net chunks them): ``crops`` holds
+        per image the (boxes, squared, data) of ``_crops`` or None; returns per image its rows of
+        the outputs, or None."""
+        datas = [found[2] for found in crops if found is not None]
+        if not datas:
+            return [None] * len(crops)
+        outputs = net(np.concatenate(datas))
+        rows, start = [], 0
+        for found in crops:
+            if found is None:
+                rows.append(None)
+                continue
+            stop = start + len(found[2])
+            rows.append([out[start:stop] for out in outputs])
+            start = stop
+        return rows
+
     def detect_rnet(self, img, dets):
         """Refine P-Net boxes (N, 5) with R-Net; returns calibrated boxes (M, 5)."""
-        if self.rnet is None or not len(dets):
-            return _empty()
-        boxes, _, data = self._crops(img, dets, INPUT_SIZE['rnet'])
-        prob, reg = self.rnet(data)[:2]
-        keep = np.flatnonzero(prob[:, 1] > self.threshold[1])
-        boxes, reg = boxes[keep], reg[keep]
-        boxes[:, 4] = prob[keep, 1]
-        keep = nms(boxes, 0.7, 'Union')
-        return calibrate(boxes[keep], reg[keep])
+        return self._rnet([img], [dets])[0]
+
+    def _rnet(self, images, dets):
+        """``detect_rnet`` of each image and its boxes, the crops of all in one R-Net call."""
+        if self.rnet is None:
+            return [_empty() for _ in images]
+        crops = [self._crops(img, d, INPUT_SIZE['rnet']) if len(d) else None for img, d in zip(images, dets)]
+        results = []
+        for found, outputs in zip(crops, self._run_crops(self.rnet, crops)):
+            if found is None:
+                results.append(_empty())
+                continue
+            boxes, _, _ = found
+            prob, reg = outputs[:2]
+            keep = np.flatnonzero(prob[:, 1] > self.threshold[1])
+            boxes, reg = boxes[keep], reg[keep]
+            boxes[:, 4] = prob[keep, 1]
+            keep = nms(boxes, 0.7, 'Union')
+            results.append(calibrate(boxes[keep], reg[keep]))
+        return results
 
     def detect_onet(self, img, dets):
         """Final stage on R-Net boxes (N, 5).
@@ -190,24 +241,46 @@ class MtcnnDetector:
             boxes (K, 5) calibrated and NMS'ed (0.7, Minimum);
             landmarks (K, 5, 2) x, y in pixels, or None without a landmark branch.
         """
-        if self.onet is None or not len(dets):
-            return _empty(), None
-        boxes, squared, data = self._crops(img, dets, INPUT_SIZE['onet'])
-        outputs = self.onet(data)
-        prob, reg = outputs[:2]
-        keep = np.flatnonzero(prob[:, 1] > self.threshold[2])
-        boxes, squared, reg = boxes[keep], squared[keep], reg[keep]
-        boxes[:, 4] = prob[keep, 1]
-        boxes = calibrate(boxes, reg)
-        final = nms(boxes, 0.7, 'Minimum')
-        if len(outputs) < 3:
-            return boxes[final], None
-        # Landmarks are relative to the square crop the net saw.
-        squared = squared[final]
-        side = (squared[:, 2] - squared[:, 0] + 1)[:, None]
-        points = outputs[2][keep][final].reshape(-1, 5, 2).astype(np.float64)
-        landmarks = squared[:, None, 0:2] + points * side[:, None]
-        return boxes[final], landmarks
+        return self._onet([img], [dets])[0]
+
+    def _onet(self, images, dets):
+        """``detect_onet`` of each image and its boxes, the crops of all in one O-Net call."""
+        if self.onet is None:
+            return [(_empty(), None) for _ in images]
+        crops = [self._crops(img, d, INPUT_SIZE['onet']) if len(d) else None for img, d in zip(images, dets)]
+        results = []
+        for found, outputs in zip(crops, self._run_crops(self.onet, crops)):
+            if found is None:
+                results.append((_empty(), None))
+                continue
+            boxes, squared, _ = found
+            prob, reg = outputs[:2]
+            keep = np.flatnonzero(prob[:, 1] > self.threshold[2])
+            boxes, squared, reg = boxes[keep], squared[keep], reg[keep]
+            boxes[:, 4] = prob[keep, 1]
+            boxes = calibrate(boxes, reg)
+            final = nms(boxes, 0.7, 'Minimum')
+            if len(outputs) < 3:
+                results.append((boxes[final], None))
+                continue
+            # Landmarks are relative to the square crop the net saw.
+            squared = squared[final]
+            side = (squared[:, 2] - squared[:, 0] + 1)[:, None]
+            points = outputs[2][keep][final].reshape(-1, 5, 2).astype(np.float64)
+            results.append((boxes[final], squared[:, None, 0:2] + points * side[:, None]))
+        return results
+
+    def _check_input(self, img, caller):
+        """ValueError unless ``img`` is a BGR uint8 image (H, W, 3) whose first pyramid level is
+        within ``max_megapixels``; ``caller`` names the API in the message."""
+        check_image(img, caller)
+        height, width = img.shape[:2]
+        scale = float(_CELL) / self.min_face_size
+        pixels = int(height * scale) * int(width * scale)
+        if pixels > self.max_megapixels * 1e6:
+            raise ValueError('%s: the %dx%d image at the first pyramid scale %g (12 / min_face_size) '
+                             'is %.1f megapixels, above the limit of %g (max_megapixels)'
+                             % (caller, width, height, scale, pixels / 1e6, self.max_megapixels))
 
     def detect(self, img):
         """Full cascade on a BGR uint8 image (H, W, 3).
@@ -220,17 +293,35 @@ class MtcnnDetector:
             ValueError: not such an image, or its first pyramid level is above
                 ``max_megapixels``; before any work.
         """
-        check_image(img, 'MtcnnDetector.detect')
-        height, width = img.shape[:2]
-        scale = float(_CELL) / self.min_face_size
-        pixels = int(height * scale) * int(width * scale)
-        if pixels > self.max_megapixels * 1e6:
-            raise ValueError('MtcnnDetector.detect: the %dx%d image at the first pyramid scale %g (12 / min_face_size) '
-                             'is %.1f megapixels, above the limit of %g (max_megapixels)'
-                             % (width, height, scale, pixels / 1e6, self.max_megapixels))
-        boxes = self.detect_pnet(img)
+        self._check_input(img, 'MtcnnDetector.detect')
+        return self.detect_batch([img])[0]
+
+    def detect_batch(self, images, max_batch=MAX_BATCH):
+        """``detect`` on several images: each (boxes, landmarks) is what ``detect`` gives for it.
+
+        P-Net runs the images of one size together, up to ``max_batch`` per forward at each
+        pyramid scale; R-Net and O-Net run the crops of all images in one call each (an MXNet
+        net in its chunks of crops, an ONNX net at once).
+
+        Args:
+            images: a sequence of BGR uint8 images (H, W, 3), of one size or several.
+            max_batch: most images per P-Net forward, an integer >= 1.
+
+        Returns:
+            a list with one (boxes (N, 5), landmarks (N, 5, 2) or None) per image, in order.
+
+        Raises:
+            ValueError: a bad ``max_batch``, or an image ``detect`` refuses (named by its index);
+                before any work.
+        """
+        images = list(images)
+        for index, img in enumerate(images):
+            self._check_input(img, 'MtcnnDetector.detect_batch (image %d)' % index)
+        if isinstance(max_batch, bool) or not isinstance(max_batch, numbers.Integral) or max_batch < 1:
+            raise ValueError('max_batch must be an integer >= 1, got %r' % (max_batch,))
+        boxes = self._pnet(images, max_batch)
         if self.rnet is not None:
-            boxes = self.detect_rnet(img, boxes)
+            boxes = self._rnet(images, boxes)
         if self.onet is None:
-            return boxes, None
-        return self.detect_onet(img, boxes)
+            return [(found, None) for found in boxes]
+        return self._onet(images, boxes)

@@ -5,9 +5,11 @@ Gives the detections of the original ``RetinaFace.detect`` (``retinaface.py``) o
 released models and on checkpoints written by ``train.py``, with less work around the
 network: executors are bound once per input shape, the image becomes the RGB float tensor
 in one vectorised copy, anchors are cached per feature-map size, and only the anchors
-above the threshold are decoded. Every detector shares everything but the network's
-forward (``RetinaFace.net``): this module imports no MXNet, and a detector on an ONNX
-export runs without it; a checkpoint's forward (``facekit.mx.executor``) loads MXNet.
+above the threshold are decoded. ``detect_batch`` stacks the inputs of one shape (video
+frames) into one forward and post-processes each image as ``detect`` does. Every detector
+shares everything but the network's forward (``RetinaFace.net``): this module imports no
+MXNet, and a detector on an ONNX export runs without it; a checkpoint's forward
+(``facekit.mx.executor``) loads MXNet.
 
 Boxes are x1, y1, x2, y2 in pixels of the input image (+1 convention), landmarks
 are 5 (x, y) points: left eye, right eye, nose, left and right mouth corners.
@@ -27,11 +29,14 @@ from rcnn.contract import (BBOX_PRED_LEN, DEFAULT_ANCHORS, LANDMARK_FLIP_ORDER, 
 from rcnn.processing.bbox_transform import clip_boxes, landmark_pred, nonlinear_pred
 from rcnn.processing.generate_anchor import anchors_plane, generate_anchors_fpn
 
-__all__ = ['RetinaFace', 'bbox_vote']
+__all__ = ['MAX_BATCH', 'RetinaFace', 'bbox_vote']
 
 logger = logging.getLogger(__name__)
 
 _MAX_VOTE_DETECTIONS = 750
+# Network inputs per forward in ``detect_batch`` unless told otherwise, and detect.py's --batch (README:
+# "Video, batches and blurring").
+MAX_BATCH = 8
 
 
 def detector_anchors(network, recorded, source):
@@ -91,8 +96,8 @@ def bbox_vote(det, threshold):
 
 
 class RetinaFace:
-    """Face detector; see ``detect``. One ``detect`` at a time per instance (the bound
-    executors and their input buffers are reused).
+    """Face detector; see ``detect`` and ``detect_batch``. One call at a time per instance (the
+    bound executors and their input buffers are reused).
 
     Args:
         prefix, epoch: checkpoint ``prefix-symbol.json`` + ``prefix-%04d.params``.
@@ -147,9 +152,9 @@ class RetinaFace:
     def _setup(self, forward, recorded, source, network, nms, nocrop, decay4, vote, max_megapixels):
         """Everything but the network: anchors, output layout and post-processing settings.
 
-        ``forward`` becomes ``self.net``: it maps a float32 (1, 3, H, W) RGB input to the
-        deploy outputs (``rcnn.contract``) as NumPy arrays, and offers ``input_buffer(shape)``,
-        ``output_names`` and ``output_shapes(input_shape)``.
+        ``forward`` becomes ``self.net``: it maps a float32 (B, 3, H, W) RGB input to the
+        deploy outputs (``rcnn.contract``) as NumPy arrays of B rows, and offers
+        ``input_buffer(shape)``, ``output_names`` and ``output_shapes(input_shape)``.
         """
         self.max_megapixels = max_megapixels
         strides, anchor_cfg = detector_anchors(network, recorded, source)
@@ -201,14 +206,17 @@ class RetinaFace:
             self._anchor_planes[key] = plane
         return plane
 
-    def _forward(self, im):
-        """Network outputs (NumPy) for a BGR (H, W, 3) image fed as RGB float32 (1, 3, H, W)."""
-        buffer = self.net.input_buffer((1, 3) + im.shape[:2])
-        buffer[0] = im.transpose(2, 0, 1)[::-1]
+    def _forward(self, ims):
+        """Network outputs (NumPy, (B, C, h, w) each) for B BGR images of one shape (H, W, 3), fed as
+        RGB float32 (B, 3, H, W) in one forward."""
+        buffer = self.net.input_buffer((len(ims), 3) + ims[0].shape[:2])
+        for row, im in zip(buffer, ims):
+            row[...] = im.transpose(2, 0, 1)[::-1]
         return self.net(buffer)
 
     def _decode(self, net_out, im_shape, threshold):
-        """Candidates of one network pass: the anchors whose face probability is >= threshold.
+        """Candidates of one image's network outputs ``net_out`` ((C, h, w) each, one row of a
+        batch): the anchors whose face probability is >= threshold.
 
         Returns:
             boxes (n, 4) float64 clipped to ``im_shape``, scores (n, 1) float32 (stride 4
@@ -219,9 +227,9 @@ class RetinaFace:
         for level, stride in enumerate(self._feat_stride_fpn):
             outs = net_out[level * self._outputs_per_stride:(level + 1) * self._outputs_per_stride]
             num_anchors = self._num_anchors[stride]
-            _, _, height, width = outs[1].shape
+            _, height, width = outs[1].shape
             # Face probabilities (channels A..2A-1) in the (h, w, a) order of the anchors.
-            level_scores = outs[0][0, num_anchors:].transpose(1, 2, 0).reshape(-1, 1)
+            level_scores = outs[0][num_anchors:].transpose(1, 2, 0).reshape(-1, 1)
             keep = np.flatnonzero(level_scores[:, 0] >= threshold)
             if keep.size == 0:
                 continue
@@ -232,9 +240,9 @@ class RetinaFace:
             anchors.append(self._anchor_plane(stride, height, width)[keep])
             # Only the kept anchors' deltas: channel a * len + k at position h * W + w.
             anchor_idx, position = keep % num_anchors, keep // num_anchors
-            box_deltas.append(outs[1][0].reshape(num_anchors, -1, height * width)[anchor_idx, :, position])
+            box_deltas.append(outs[1].reshape(num_anchors, -1, height * width)[anchor_idx, :, position])
             if self.use_landmarks and not self.vote:
-                landmark_deltas.append(outs[2][0].reshape(num_anchors, -1, height * width)[anchor_idx, :, position])
+                landmark_deltas.append(outs[2].reshape(num_anchors, -1, height * width)[anchor_idx, :, position])
         if not scores:
             return None
         anchors = np.vstack(anchors)
@@ -282,37 +290,93 @@ class RetinaFace:
             ValueError for any other argument, before any work.
         """
         check_image(img, 'RetinaFace.detect')
-        threshold = _probability(threshold, 'threshold')
-        scales = self.check_input(img.shape[0], img.shape[1], scales)
-        boxes_list, scores_list, landmarks_list = [], [], []
-        for im_scale in scales:
-            scaled = img if im_scale == 1.0 else cv2.resize(img, None, None, fx=im_scale, fy=im_scale,
-                                                            interpolation=cv2.INTER_LINEAR)
-            for flip in ([False, True] if do_flip else [False]):
-                im = scaled[:, ::-1, :] if flip else scaled
-                if self.nocrop:
-                    im = self._pad_to_32(im)
-                candidates = self._decode(self._forward(im), im.shape, threshold)
-                if candidates is None:
-                    continue
-                boxes, scores, landmarks = candidates
-                if flip:
-                    # With nocrop ``im`` is the padded input: the original mirrors in its width too.
-                    boxes[:, [0, 2]] = im.shape[1] - boxes[:, [2, 0]] - 1
-                boxes /= im_scale
-                boxes_list.append(boxes)
-                scores_list.append(scores)
-                if landmarks is not None:
-                    if flip:
-                        landmarks[:, :, 0] = im.shape[1] - landmarks[:, :, 0] - 1
-                        landmarks = landmarks[:, LANDMARK_FLIP_ORDER]
-                    landmarks /= im_scale
-                    landmarks_list.append(landmarks)
+        return self.detect_batch([img], threshold, scales, do_flip)[0]
 
-        if not boxes_list:
+    def detect_batch(self, images, threshold=0.5, scales=(1.0,), do_flip=False, max_batch=MAX_BATCH):
+        """``detect`` on several images, the network inputs of one shape stacked into one forward.
+
+        Each image's (det, landmarks) is what ``detect`` gives for it: the same decoding and
+        NMS per image; only the forward runs on up to ``max_batch`` inputs at once (the images
+        of one size at one scale, and their mirrors). A static ONNX export takes its fixed
+        batch (1) per forward.
+
+        Args:
+            images: a sequence of BGR uint8 images (H, W, 3), of one size or several.
+            threshold, scales, do_flip: as for ``detect``, the same for every image.
+            max_batch: most network inputs per forward, an integer >= 1 (memory grows with it:
+                a float32 copy of each input).
+
+        Returns:
+            a list with one (det (N, 5), landmarks (N, 5, 2) or None) per image, in order.
+
+        Raises:
+            ValueError for a bad argument or image (named by its index), before any work.
+        """
+        images = list(images)
+        for index, img in enumerate(images):
+            check_image(img, 'RetinaFace.detect_batch (image %d)' % index)
+        threshold = _probability(threshold, 'threshold')
+        if isinstance(max_batch, bool) or not isinstance(max_batch, numbers.Integral) or max_batch < 1:
+            raise ValueError('max_batch must be an integer >= 1, got %r' % (max_batch,))
+        for height, width in sorted({img.shape[:2] for img in images}):
+            scales = self.check_input(height, width, scales)
+        static = getattr(self.net, 'input_shape', (None,))[0]
+        max_batch = min(max_batch, static or max_batch)
+        candidates = [[] for _ in images]
+        for im_scale in scales:
+            # Every network input of this scale: (image index, flipped, input).
+            inputs = []
+            for index, img in enumerate(images):
+                scaled = img if im_scale == 1.0 else cv2.resize(img, None, None, fx=im_scale, fy=im_scale,
+                                                                interpolation=cv2.INTER_LINEAR)
+                for flip in ([False, True] if do_flip else [False]):
+                    im = scaled[:, ::-1, :] if flip else scaled
+                    inputs.append((index, flip, self._pad_to_32(im) if self.nocrop else im))
+            outputs = self._forward_grouped([im for _, _, im in inputs], max_batch)
+            for (index, flip, im), net_out in zip(inputs, outputs):
+                found = self._decode(net_out, im.shape, threshold)
+                if found is not None:
+                    candidates[index].append(self._to_image(found, im.shape[1], flip, im_scale))
+        return [self._merge(found) for found in candidates]
+
+    def _forward_grouped(self, ims, max_batch):
+        """Each input's network outputs ((C, h, w) NumPy arrays), in order: the inputs of one shape
+        run in forwards of up to ``max_batch``."""
+        groups = {}
+        for position, im in enumerate(ims):
+            groups.setdefault(im.shape, []).append(position)
+        outputs = [None] * len(ims)
+        for positions in groups.values():
+            for start in range(0, len(positions), max_batch):
+                chunk = positions[start:start + max_batch]
+                net_out = self._forward([ims[p] for p in chunk])
+                for row, position in enumerate(chunk):
+                    outputs[position] = [out[row] for out in net_out]
+        return outputs
+
+    @staticmethod
+    def _to_image(found, width, flip, im_scale):
+        """``_decode``'s candidates of a network input ``width`` pixels wide, mirrored back if ``flip``
+        and divided by the scale: pixels of the image. With nocrop ``width`` is the padded
+        input's: the original mirrors in its width too."""
+        boxes, scores, landmarks = found
+        if flip:
+            boxes[:, [0, 2]] = width - boxes[:, [2, 0]] - 1
+        boxes /= im_scale
+        if landmarks is not None:
+            if flip:
+                landmarks[:, :, 0] = width - landmarks[:, :, 0] - 1
+                landmarks = landmarks[:, LANDMARK_FLIP_ORDER]
+            landmarks /= im_scale
+        return boxes, scores, landmarks
+
+    def _merge(self, candidates):
+        """One image's detections from the candidates of all its passes (in scale, flip order):
+        sorted by score, then NMS (or bbox voting)."""
+        if not candidates:
             return np.zeros((0, 5)), (np.zeros((0, 5, 2)) if self.use_landmarks else None)
-        boxes = np.vstack(boxes_list)
-        scores = np.vstack(scores_list)
+        boxes = np.vstack([boxes for boxes, _, _ in candidates])
+        scores = np.vstack([scores for _, scores, _ in candidates])
         order = scores.ravel().argsort()[::-1]
         pre_det = np.hstack((boxes[order], scores[order])).astype(np.float32, copy=False)
         if self.vote:
@@ -320,7 +384,7 @@ class RetinaFace:
         keep = self.nms(pre_det)
         landmarks = None
         if self.use_landmarks:
-            landmarks = np.vstack(landmarks_list)[order].astype(np.float32, copy=False)[keep]
+            landmarks = np.vstack([marks for _, _, marks in candidates])[order].astype(np.float32, copy=False)[keep]
         return pre_det[keep].astype(np.float64), landmarks
 
     @staticmethod

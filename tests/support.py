@@ -172,3 +172,49 @@ def convert_canonical(folder):
     from mtcnn.commands import mtcnn_convert
     assert mtcnn_convert(['--facenet', str(canonical_dir()), '--output', str(folder)]) == 0
     return {net: str(folder / ('%s-0000.params' % net)) for net in ('pnet', 'rnet', 'onet')}
+
+
+VIDEO_SIZE = (640, 384)  # width, height of the test videos
+VIDEO_FPS = 25.0
+
+
+def shifted_frames(count, step=3):
+    """``count`` BGR frames of VIDEO_SIZE: t4.jpg (640 x 360) on a black band, shifted ``step`` px
+    to the right per frame (wrapping round), a crowd panning slowly."""
+    photo = cv2.imread(str(require_shared('assets/images/t4.jpg')))
+    frames = []
+    for index in range(count):
+        frame = np.zeros((VIDEO_SIZE[1], VIDEO_SIZE[0], 3), np.uint8)
+        frame[12:372] = np.roll(photo, step * index, axis=1)
+        frames.append(frame)
+    return frames
+
+
+def write_video(path, frames, fps=VIDEO_FPS):
+    """An MP4 (mp4v) of BGR ``frames`` at ``fps``; returns its path as a string."""
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
+    assert writer.isOpened()
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return str(path)
+
+
+def read_video(path):
+    """(frames, fps) of a video file, every frame decoded."""
+    capture = cv2.VideoCapture(str(path))
+    assert capture.isOpened(), path
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            capture.release()
+            return frames, fps
+        frames.append(frame)
+
+
+def channel_variance(pixels):
+    """The summed per-channel variance of BGR pixels (..., 3)."""
+    return float(pixels.reshape(-1, 3).astype(np.float64).var(axis=0).sum())

@@ -23,7 +23,8 @@ def run_bench(name, *args, **kwargs):
 
 def test_every_benchmark_is_listed():
     assert (REPO / 'bench' / '__init__.py').is_file()
-    assert {'core', 'deploy', 'detect', 'evaluate', 'loader', 'mtcnn', 'runtime', 'synthetic', 'train'} <= set(BENCHES)
+    assert {'core', 'deploy', 'detect', 'evaluate', 'loader', 'mtcnn', 'runtime', 'synthetic', 'train',
+            'video'} <= set(BENCHES)
     # Run as modules of the package bench: the project's packages import from the repository root.
     assert not [name for name in BENCHES if 'sys.path' in (REPO / 'bench' / (name + '.py')).read_text()]
 
@@ -104,3 +105,20 @@ def test_deploy_benchmark_prints_its_tables():
     assert [line.rsplit(None, 2)[0] for line in lines] == ['retinaface-detect --onnx', 'detect.py --prefix',
                                                            'onnx / mxnet'], result.stdout
     assert all(float(value.rstrip('x')) > 0 for line in lines for value in line.split()[-2:]), result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('int8', [False, True])
+def test_video_benchmark_prints_its_table(int8):
+    """A row per detector, frames/s of batch 1 and 3 with their ratios; the int8 row only with
+    --int8-prefix (here given the FP32 checkpoint, which the row runs as it would an INT8 one)."""
+    shared = require_shared('assets/models/retinaface-mnet025/mnet.25-symbol.json').parents[3]
+    extra = ['--int8-prefix', str(shared / 'assets/models/retinaface-mnet025/mnet.25')] if int8 else []
+    result = run_bench('video', '--frames', '6', '--batches', '3', '--repeat', '1', '--shared', str(shared), *extra)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith('6 frames of 640x384')
+    assert lines[1].split() == ['detector', 'faces', 'batch', '1', 'batch', '3', 'runtime']
+    rows = [line.split() for line in lines[2:]]
+    assert [row[0] for row in rows] == ['mxnet'] + ['int8'] * int8 + ['onnx', 'mtcnn'], result.stdout
+    assert all(int(row[1]) > 0 and row[3] == '(1.00x)' and row[5].endswith('x)') for row in rows), result.stdout

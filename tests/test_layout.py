@@ -13,7 +13,7 @@ from support import REPO
 # export or run MXNet graphs (the ONNX detectors and the commands that use them).
 FRAMEWORK_FREE = [
     'facekit.args', 'facekit.boxes', 'facekit.command', 'facekit.cpu', 'facekit.draw', 'facekit.faces',
-    'facekit.files', 'facekit.image', 'facekit.labels', 'facekit.ort', 'facekit.prefix', 'retinaface',
+    'facekit.files', 'facekit.image', 'facekit.labels', 'facekit.ort', 'facekit.prefix', 'facekit.video', 'retinaface',
     'rcnn.contract', 'rcnn.detector', 'rcnn.processing.bbox_transform', 'rcnn.processing.generate_anchor',
     'rcnn.io.augment', 'rcnn.io.rpn', 'rcnn.evaluation.widerface', 'rcnn.dataset.synthetic',
     'rcnn.commands', 'rcnn.commands.detect', 'rcnn.commands.evaluate', 'rcnn.commands.synthetic',

@@ -76,8 +76,8 @@ def test_exported_checkpoint_keeps_its_anchors(tmp_path):
     # Every anchor's candidate (threshold 0), in anchor order: random weights score every
     # anchor alike, so the detections after NMS would depend on ties.
     img = read('t4')
-    got = onnx_detector._decode(onnx_detector._forward(img), img.shape, 0.0)
-    ref = mxnet_detector._decode(mxnet_detector._forward(img), img.shape, 0.0)
+    got = onnx_detector._decode([out[0] for out in onnx_detector._forward([img])], img.shape, 0.0)
+    ref = mxnet_detector._decode([out[0] for out in mxnet_detector._forward([img])], img.shape, 0.0)
     assert len(ref[0]) == 4 * (12 * 20 + 23 * 40 + 45 * 80)
     for a, b, tol in zip(got, ref, (PX_TOL, SCORE_TOL, PX_TOL)):
         np.testing.assert_allclose(a, b, rtol=0, atol=tol)
