@@ -15,7 +15,7 @@ FRAMEWORK_FREE = [
     'facekit.args', 'facekit.boxes', 'facekit.command', 'facekit.cpu', 'facekit.draw', 'facekit.faces',
     'facekit.files', 'facekit.image', 'facekit.labels', 'facekit.ort', 'facekit.prefix', 'retinaface',
     'rcnn.contract', 'rcnn.detector', 'rcnn.processing.bbox_transform', 'rcnn.processing.generate_anchor',
-    'rcnn.io.augment', 'rcnn.io.rpn', 'rcnn.evaluation.widerface', 'rcnn.dataset.synthetic',
+    'rcnn.io.augment', 'rcnn.io.rpn', 'rcnn.evaluation.widerface', 'rcnn.evaluation.modes', 'rcnn.dataset.synthetic',
     'rcnn.commands', 'rcnn.commands.detect', 'rcnn.commands.evaluate', 'rcnn.commands.synthetic',
     'rcnn.commands.demo', 'rcnn.commands.launch', 'mtcnn.boxes', 'mtcnn.defaults', 'mtcnn.detector',
     'mtcnn.evaluate', 'mtcnn.samples', 'mtcnn.torchfile', 'mtcnn.commands', 'mtcnn.commands.demo',
