@@ -23,7 +23,7 @@ FRAMEWORK_FREE = [
 ]
 # What a user runs: these files only hand a command module's name to facekit.command.main.
 LAUNCHERS = ['train.py', 'test_widerface.py', 'detect.py', 'tools/demo.py', 'tools/export_onnx.py',
-             'tools/launch.py', 'tools/make_synthetic_widerface.py', 'mtcnn/train.py',
+             'tools/launch.py', 'tools/make_synthetic_widerface.py', 'tools/quantize.py', 'mtcnn/train.py',
              'mtcnn/demo.py', 'mtcnn/prepare.py', 'mtcnn/evaluate.py', 'mtcnn/convert.py',
              'rcnn/evaluation/widerface.py', 'rcnn/dataset/synthetic/__main__.py']
 MAX_LINES = 500
