@@ -18,7 +18,7 @@ import numpy as np
 from facekit.cython.cpu_nms import cpu_nms
 from facekit.cython.greedy_nms import greedy_nms
 
-__all__ = ['widths_centres', 'areas', 'pairwise_overlap', 'nms', 'cpu_nms_wrapper']
+__all__ = ['widths_centres', 'areas', 'pairwise_overlap', 'matched_pairs', 'nms', 'cpu_nms_wrapper']
 
 
 def widths_centres(boxes, plus_one=True):
@@ -80,6 +80,25 @@ def pairwise_overlap(boxes, query, mode='Union', plus_one=True):
     x1, y1, x2, y2 = both.T
     n = len(boxes)
     return _overlap(x1, y1, x2, y2, areas(both, plus_one), np.arange(n), np.arange(n, len(both)), mode, plus_one)
+
+
+def matched_pairs(boxes, reference, threshold=0.5):
+    """Pairs (i, j) of a one-to-one matching of (N, 4+) ``boxes`` with (K, 4+) ``reference``
+    boxes at IoU >= ``threshold``, taken greedily by descending IoU; how many of two
+    detectors' faces agree (pixels, +1 areas)."""
+    if len(boxes) == 0 or len(reference) == 0:
+        return []
+    overlap = pairwise_overlap(boxes, reference)
+    pairs, used_rows, used_cols = [], set(), set()
+    for flat in np.argsort(-overlap, axis=None, kind='stable'):
+        i, j = divmod(int(flat), overlap.shape[1])
+        if overlap[i, j] < threshold:
+            break
+        if i not in used_rows and j not in used_cols:
+            pairs.append((i, j))
+            used_rows.add(i)
+            used_cols.add(j)
+    return pairs
 
 
 def nms(dets, thresh, mode='Union', plus_one=True):

@@ -17,7 +17,7 @@ these choices are in docs/benchmarks.md.
 import os
 import time
 
-__all__ = ['RUNTIME_VARIABLE', 'SPIN_COUNT', 'ours', 'usable_cpus', 'CpuLoad', 'prepare_openmp']
+__all__ = ['RUNTIME_VARIABLE', 'SPIN_COUNT', 'ours', 'usable_cpus', 'cpu_flags', 'CpuLoad', 'prepare_openmp']
 
 # Set to 'mxnet' to keep MXNet's own runtime defaults.
 RUNTIME_VARIABLE = 'RETINAFACE_CPU_RUNTIME'
@@ -36,6 +36,19 @@ def usable_cpus():
     if hasattr(os, 'sched_getaffinity'):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def cpu_flags(cpuinfo='/proc/cpuinfo'):
+    """The instruction-set flags the kernel reports for the first CPU (a set; empty where unknown)."""
+    try:
+        with open(cpuinfo, encoding='utf-8', errors='replace') as f:
+            for line in f:
+                key, _, value = line.partition(':')
+                if key.strip() in ('flags', 'Features'):
+                    return set(value.split())
+    except OSError:
+        pass
+    return set()
 
 
 def _cpu_times():

@@ -34,8 +34,8 @@ from facekit.faces import LANDMARK_FLIP_ORDER, LANDMARK_POINTS
 
 __all__ = ['PREFIX', 'BBOX_PRED_LEN', 'LANDMARK_POINTS', 'LANDMARK_PRED_LEN', 'LANDMARK_FLIP_ORDER',
            'AnchorLevel', 'ANCHOR_PRESETS', 'DEFAULT_ANCHORS', 'anchor_settings', 'rpn_anchor_cfg',
-           'tensor_name', 'label_names', 'anchor_attr', 'recorded_anchors', 'same_anchors', 'anchors_to_json',
-           'anchors_from_json']
+           'tensor_name', 'label_names', 'anchor_attr', 'recorded_anchors', 'record_anchors', 'same_anchors',
+           'anchors_to_json', 'anchors_from_json']
 
 PREFIX = 'face'
 BBOX_PRED_LEN = 4
@@ -157,6 +157,16 @@ def recorded_anchors(symbol):
     """
     levels = [json.loads(attrs[_ANCHOR_ATTR]) for attrs in symbol.attr_dict().values() if _ANCHOR_ATTR in attrs]
     return _from_records(levels) if levels else None
+
+
+def record_anchors(symbol, settings):
+    """Record ``settings`` (an ``anchor_settings`` result) in ``symbol`` as the network builds it
+    (``anchor_attr`` on each stride's class-head weight), in place; for a model made from a
+    released one, which records nothing."""
+    strides, cfg = settings
+    internals = symbol.get_internals()
+    for stride in strides:
+        internals[tensor_name('rpn_cls_score', stride) + '_weight']._set_attr(**anchor_attr(stride, cfg[str(stride)]))
 
 
 def anchors_to_json(settings):

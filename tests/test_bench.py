@@ -122,3 +122,16 @@ def test_video_benchmark_prints_its_table(int8):
     rows = [line.split() for line in lines[2:]]
     assert [row[0] for row in rows] == ['mxnet'] + ['int8'] * int8 + ['onnx', 'mtcnn'], result.stdout
     assert all(int(row[1]) > 0 and row[3] == '(1.00x)' and row[5].endswith('x)') for row in rows), result.stdout
+
+
+@pytest.mark.slow
+def test_quantize_benchmark_prints_its_tables():
+    """detect() per photo and the test_widerface process, FP32 against INT8, with ratios."""
+    shared = require_shared('assets/models/retinaface-mnet025/mnet.25-symbol.json').parents[3]
+    result = run_bench('quantize', '--repeat', '1', '--processes', '1', '--shared', str(shared))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    detect = [line.split() for line in lines[3:6]]
+    assert [row[0] for row in detect] == ['t1', 't4', 't6'], result.stdout
+    mode1 = lines[-1].split()
+    assert all(row[-1].endswith('x') and float(row[-1][:-1]) > 0 for row in detect + [mode1]), result.stdout

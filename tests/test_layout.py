@@ -15,7 +15,7 @@ FRAMEWORK_FREE = [
     'facekit.args', 'facekit.boxes', 'facekit.command', 'facekit.cpu', 'facekit.draw', 'facekit.faces',
     'facekit.files', 'facekit.image', 'facekit.labels', 'facekit.ort', 'facekit.prefix', 'facekit.video', 'retinaface',
     'rcnn.contract', 'rcnn.detector', 'rcnn.processing.bbox_transform', 'rcnn.processing.generate_anchor',
-    'rcnn.io.augment', 'rcnn.io.rpn', 'rcnn.evaluation.widerface', 'rcnn.dataset.synthetic',
+    'rcnn.io.augment', 'rcnn.io.rpn', 'rcnn.evaluation.widerface', 'rcnn.evaluation.modes', 'rcnn.dataset.synthetic',
     'rcnn.commands', 'rcnn.commands.detect', 'rcnn.commands.evaluate', 'rcnn.commands.synthetic',
     'rcnn.commands.demo', 'rcnn.commands.launch', 'mtcnn.boxes', 'mtcnn.defaults', 'mtcnn.detector',
     'mtcnn.evaluate', 'mtcnn.samples', 'mtcnn.torchfile', 'mtcnn.commands', 'mtcnn.commands.demo',
@@ -23,7 +23,7 @@ FRAMEWORK_FREE = [
 ]
 # What a user runs: these files only hand a command module's name to facekit.command.main.
 LAUNCHERS = ['train.py', 'test_widerface.py', 'detect.py', 'tools/demo.py', 'tools/export_onnx.py',
-             'tools/launch.py', 'tools/make_synthetic_widerface.py', 'mtcnn/train.py',
+             'tools/launch.py', 'tools/make_synthetic_widerface.py', 'tools/quantize.py', 'mtcnn/train.py',
              'mtcnn/demo.py', 'mtcnn/prepare.py', 'mtcnn/evaluate.py', 'mtcnn/convert.py',
              'rcnn/evaluation/widerface.py', 'rcnn/dataset/synthetic/__main__.py']
 MAX_LINES = 500

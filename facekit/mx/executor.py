@@ -16,6 +16,7 @@ import mxnet as mx
 import numpy as np
 
 from facekit.mx.checkpoint import load_checkpoint
+from facekit.mx.quantize import check_int8_context, is_quantized
 from facekit.mx.runtime import check_context
 from facekit.prefix import params_path
 
@@ -115,11 +116,14 @@ def checkpoint_forward(prefix, epoch, ctx_id=-1, max_shapes=8):
     ``ctx_id``, or the CPU for -1.
 
     Raises:
-        facekit.mx.runtime.DeviceError (a ValueError): that GPU is not available here;
+        facekit.mx.runtime.DeviceError (a ValueError): that GPU is not available here, or an INT8
+        model (``facekit.mx.quantize``) on a GPU;
         FileNotFoundError, CheckpointError: a model file that cannot be read, named.
     """
     ctx = mx.cpu() if ctx_id < 0 else mx.gpu(ctx_id)
     check_context(ctx, on_cpu='pass ctx_id=-1')
     symbol, arg_params, aux_params = load_checkpoint(prefix, epoch)
+    if is_quantized(symbol):
+        check_int8_context(params_path(prefix, epoch), ctx)
     return ShapeCachedExecutor(symbol, arg_params, aux_params, ctx, max_shapes=max_shapes,
                                source=params_path(prefix, epoch))

@@ -11,7 +11,7 @@ and the launcher work in a checkout only, which they write into or start ``train
 from facekit.command import main
 
 __all__ = ['retinaface_train', 'retinaface_test', 'retinaface_detect', 'retinaface_evaluate', 'retinaface_export',
-           'retinaface_synthetic', 'retinaface_demo', 'retinaface_launch']
+           'retinaface_quantize', 'retinaface_synthetic', 'retinaface_demo', 'retinaface_launch']
 
 
 def retinaface_train(argv=None, prog=None):
@@ -37,6 +37,11 @@ def retinaface_evaluate(argv=None, prog=None):
 def retinaface_export(argv=None, prog=None):
     """``tools/export_onnx.py retinaface``: a checkpoint to ONNX, checked with onnxruntime (MXNet)."""
     return main('rcnn.commands.export', argv, prog)
+
+
+def retinaface_quantize(argv=None, prog=None):
+    """``tools/quantize.py``: an INT8 checkpoint for the CPU (MXNet)."""
+    return main('rcnn.commands.quantize', argv, prog)
 
 
 def retinaface_synthetic(argv=None, prog=None):

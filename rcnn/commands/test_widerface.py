@@ -17,14 +17,13 @@ and ``--output`` must hold results of this model and these settings only:
 ``--mode``, ``--thresh``, ``--nocrop``), and another run's folder is refused unless
 ``--overwrite``. The model's anchor layout is checked against its outputs when it loads.
 
-Modes: 0 single scale (short side 1600, long side <= 2150); 1 five-scale pyramid with flip
-and bbox voting; 2 pyramid with flip, NMS.
+Modes (``rcnn.evaluation.modes``): 0 single scale (short side 1600, long side <= 2150);
+1 five-scale pyramid with flip and bbox voting; 2 pyramid with flip, NMS.
 """
 import json
 import logging
 import os
 
-import numpy as np
 from tqdm import tqdm
 
 from facekit import args as cli
@@ -36,20 +35,13 @@ from facekit.prefix import params_path, symbol_path
 from rcnn.commands.evaluate import check_ground_truth
 from rcnn.detector import RetinaFace
 from rcnn.evaluation import widerface
+from rcnn.evaluation.modes import MODES, get_scales
 
-__all__ = ['SINGLE_SCALE', 'PYRAMID_BASE', 'TEST_SCALES', 'MODES', 'RUN_RECORD', 'build_parser', 'check_args', 'run',
-           'get_scales', 'result_path', 'write_result', 'check_result_paths', 'image_list', 'detect_split']
+__all__ = ['RUN_RECORD', 'build_parser', 'check_args', 'run', 'result_path', 'write_result', 'check_result_paths',
+           'image_list', 'detect_split']
 
 logger = logging.getLogger('test_widerface')
 
-SINGLE_SCALE = (1600, 2150)  # mode 0: target short side, maximum long side
-PYRAMID_BASE = (800, 1200)  # modes 1, 2: base scale the pyramid is relative to
-TEST_SCALES = (500, 800, 1100, 1400, 1700)
-MODES = {  # mode -> (pyramid and flip, bbox voting)
-    0: (False, False),
-    1: (True, True),
-    2: (True, False),
-}
 # What wrote the result files of an --output folder (run_record).
 RUN_RECORD = 'test_widerface_run.json'
 
@@ -123,31 +115,6 @@ def check_args(args):
     if args.gt is not None:
         check_ground_truth(args.gt)
     _check_output(args)
-
-
-def _base_scale(im_shape, target_size, max_size):
-    """Scale bringing the short side to ``target_size`` unless the long side would exceed ``max_size``."""
-    im_size_min = min(im_shape[0:2])
-    im_size_max = max(im_shape[0:2])
-    im_scale = float(target_size) / float(im_size_min)
-    # np.round (half to even) as the original: a long side of exactly max_size + 0.5 still fits.
-    if np.round(im_scale * im_size_max) > max_size:
-        im_scale = float(max_size) / float(im_size_max)
-    return im_scale
-
-
-def get_scales(im_shape, mode):
-    """Scales and flip for one image of shape (H, W[, C]) under ``--mode``.
-
-    Returns:
-        (scales, do_flip): list of float resize factors, bool.
-    """
-    pyramid, _ = MODES[mode]
-    if not pyramid:
-        return [_base_scale(im_shape, *SINGLE_SCALE)], False
-    target_size, max_size = PYRAMID_BASE
-    im_scale = _base_scale(im_shape, target_size, max_size)
-    return [float(s) / target_size * im_scale for s in TEST_SCALES], True
 
 
 def result_path(output, image_path):

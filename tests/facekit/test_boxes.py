@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from facekit.cython.bbox import bbox_overlaps_cython
-from facekit.boxes import areas, nms, pairwise_overlap, widths_centres
+from facekit.boxes import areas, matched_pairs, nms, pairwise_overlap, widths_centres
 from reference import overlaps_reference, random_boxes
 
 
@@ -60,3 +60,14 @@ def test_nms_equals_the_greedy_definition(mode, plus_one):
         if not keep or (pairwise_overlap(dets[i], dets[keep], mode, plus_one)[0] <= 0.4).all():
             keep.append(i)
     np.testing.assert_array_equal(nms(dets, 0.4, mode, plus_one), keep)
+
+
+def test_matched_pairs_are_one_to_one_by_descending_iou():
+    reference = np.array([[0, 0, 9, 9], [20, 20, 29, 29], [50, 50, 59, 59]], np.float64)
+    boxes = np.array([[1, 1, 10, 10],      # IoU 0.68 with reference 0
+                      [0, 0, 9, 8],        # IoU 0.9 with reference 0: taken first
+                      [21, 20, 30, 29],    # IoU 0.82 with reference 1
+                      [100, 100, 110, 110]], np.float64)
+    assert sorted(matched_pairs(boxes, reference)) == [(1, 0), (2, 1)]
+    assert matched_pairs(boxes, reference, threshold=0.95) == []
+    assert matched_pairs(boxes[:0], reference) == [] and matched_pairs(boxes, reference[:0]) == []

@@ -11,7 +11,7 @@ from easydict import EasyDict as edict
 
 from facekit.image import input_shape
 from facekit.mx import runtime
-from rcnn.commands.test_widerface import get_scales
+from rcnn.evaluation.modes import get_scales
 from rcnn.config import get_config
 from rcnn.contract import anchor_settings
 from rcnn.symbol import get_symbol_test

@@ -1,17 +1,16 @@
 """RetinaFace.detect_batch: each image's detections are ``detect``'s for it (boxes and landmarks within
 1e-4 px, the same number of faces) on the MXNet FP32 checkpoint, an INT8 checkpoint, and the dynamic
 and static ONNX exports; images of several sizes, scales and flip, forwards of a few inputs."""
-import json
+import shutil
 
 import cv2
-import mxnet as mx
 import numpy as np
 import pytest
-from mxnet.contrib import quantization
 
-from facekit.mx.checkpoint import load_checkpoint
-from rcnn.export import export_retinaface
 from facekit.draw import face_region
+from facekit.mx.quantize import is_quantized
+from rcnn.commands import retinaface_quantize
+from rcnn.export import export_retinaface
 from retinaface import RetinaFace, blur_faces
 from support import channel_variance, released_mnet, require_shared, shifted_frames
 
@@ -47,16 +46,12 @@ def released():
 
 @pytest.fixture(scope='module')
 def int8_prefix(tmp_path_factory):
-    """mnet.25 quantized to INT8 with MXNet's oneDNN quantization (calibrated on t4): an ordinary
-    checkpoint whose symbol holds quantized operators."""
-    symbol, arg_params, aux_params = load_checkpoint(released_mnet(), 0)
-    calibration = photo('t4')[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32)
-    qsym, qargs, qaux = quantization.quantize_model(
-        sym=symbol.get_backend_symbol('MKLDNN_QUANTIZE'), arg_params=arg_params, aux_params=aux_params,
-        ctx=mx.cpu(), calib_mode='naive', calib_data=mx.io.NDArrayIter(mx.nd.array(calibration), batch_size=1),
-        num_calib_examples=1, quantized_dtype='auto', quantize_mode='smart', label_names=[])
-    prefix = str(tmp_path_factory.mktemp('int8') / 'mnet.25-int8')
-    mx.model.save_checkpoint(prefix, 0, qsym.get_backend_symbol('MKLDNN_QUANTIZE'), qargs, qaux)
+    """mnet.25 quantized to INT8 by tools/quantize.py, calibrated on t4."""
+    folder = tmp_path_factory.mktemp('int8')
+    shutil.copy(str(require_shared('assets/images/t4.jpg')), str(folder))
+    prefix = str(folder / 'mnet.25-int8')
+    assert retinaface_quantize(['--prefix', released_mnet(), '--epoch', '0', '--calib', str(folder), '--output',
+                                prefix]) == 0
     return prefix
 
 
@@ -75,8 +70,7 @@ def test_mxnet_batch_equals_detect(released, kwargs):
 
 def test_int8_batch_equals_detect(int8_prefix):
     detector = RetinaFace(int8_prefix, 0, ctx_id=-1)
-    operators = {node['op'] for node in json.loads(detector.net.symbol.tojson())['nodes']}
-    assert {'_contrib_quantize_v2', '_contrib_quantized_concat'} <= operators
+    assert is_quantized(detector.net.symbol)
     assert_batch_is_detect(detector, images(), threshold=0.5, do_flip=True, max_batch=4)
 
 
