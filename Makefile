@@ -1,6 +1,6 @@
 # `make` builds the Cython kernels in place (as the original RetinaFace did).
-# `make test` creates .venv if missing, installs this project editable with its pinned requirements,
-# builds, runs pytest; `make test-fast` leaves out the tests marked slow.
+# `make test` creates .venv if missing, installs this project editable with its pinned requirements
+# and Cython, builds, runs pytest; `make test-fast` leaves out the tests marked slow.
 VENV        ?= .venv
 # The GPU build of MXNet where an NVIDIA driver answers, else the CPU build; REQUIREMENTS=... overrides.
 ifeq ($(origin REQUIREMENTS), undefined)
@@ -25,7 +25,7 @@ build:
 $(VENV)/.installed: $(REQUIREMENTS) pyproject.toml setup.py
 	@echo "installing $(REQUIREMENTS) ($(REQUIREMENTS_WHY))"
 	test -x $(VENV_PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
-	$(VENV_PYTHON) -m pip install -q --upgrade pip setuptools wheel
+	$(VENV_PYTHON) -m pip install -q --upgrade pip setuptools wheel 'Cython>=3.0'
 	$(VENV_PYTHON) -m pip install -q -r $(REQUIREMENTS)
 	touch $@
 
