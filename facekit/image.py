@@ -23,8 +23,8 @@ import re
 import cv2
 import numpy as np
 
-__all__ = ['read_image', 'image_size', 'exif_orientation', 'MAX_MEGAPIXELS', 'check_megapixels', 'nocrop_shape',
-           'input_shape', 'check_scales', 'check_image']
+__all__ = ['IMAGE_EXTENSIONS', 'image_files', 'read_image', 'image_size', 'exif_orientation', 'MAX_MEGAPIXELS',
+           'check_megapixels', 'nocrop_shape', 'input_shape', 'check_scales', 'check_image']
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,14 @@ _warned_truncated = set()
 # the largest input of test_widerface.py --mode 1 (1700 x 2550). A scale that asks for more is
 # refused before anything is allocated (memory per megapixel: docs/benchmarks.md).
 MAX_MEGAPIXELS = 20.0
+# What a folder of images means to the commands that take one (detect.py --image, --calib).
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
+
+
+def image_files(folder):
+    """The paths of ``folder``'s image files (by :data:`IMAGE_EXTENSIONS`, any case), sorted by name."""
+    return [os.path.join(folder, name) for name in sorted(os.listdir(folder))
+            if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, name))]
 
 
 def _tiff_orientation(tiff):

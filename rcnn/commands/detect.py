@@ -50,16 +50,14 @@ from facekit.command import Terminated
 from facekit.draw import blur_faces, draw_detections
 from facekit.faces import faces_json
 from facekit.files import atomic_open, atomic_path, input_replaced_by
-from facekit.image import MAX_MEGAPIXELS, image_size, read_image
+from facekit.image import IMAGE_EXTENSIONS, MAX_MEGAPIXELS, image_files, image_size, read_image
 from facekit.prefix import params_path, symbol_path
 from facekit.video import JsonLinesWriter, VideoReader, VideoWriter, quiet_ffmpeg, signals_deferred
 from rcnn.detector import MAX_BATCH, RetinaFace
 
-__all__ = ['IMAGE_EXTENSIONS', 'build_parser', 'check_args', 'run', 'list_images', 'output_path']
+__all__ = ['build_parser', 'check_args', 'run', 'list_images', 'output_path']
 
 logger = logging.getLogger('detect')
-
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
 def build_parser():
@@ -97,10 +95,10 @@ def build_parser():
 def list_images(path):
     """The image files of ``--image`` ``path`` (a file, or a folder's image files sorted by name)."""
     if os.path.isdir(path):
-        names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
-        if not names:
+        images = image_files(path)
+        if not images:
             raise UsageError('--image: no %s files in folder %s' % ('/'.join(IMAGE_EXTENSIONS), path))
-        return [os.path.join(path, n) for n in names]
+        return images
     if not os.path.isfile(path):
         raise UsageError('--image: image %s does not exist' % path)
     return [path]

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from facekit import args as cli
 from facekit.args import UsageError
 from facekit.files import file_digest
-from facekit.image import read_image
+from facekit.image import IMAGE_EXTENSIONS, image_files, read_image
 from facekit.labels import read_label_file
 from facekit.mx import runtime
 from facekit.mx.checkpoint import load_checkpoint, save_checkpoint
@@ -33,11 +33,9 @@ from rcnn.contract import ANCHOR_PRESETS, recorded_anchors
 from rcnn.detector import detector_anchors
 from rcnn.quantize import CALIBRATION_MODE, MAX_FP32_STRIDE, quantize_retinaface
 
-__all__ = ['IMAGE_EXTENSIONS', 'build_parser', 'check_args', 'run', 'calibration_paths']
+__all__ = ['build_parser', 'check_args', 'run', 'calibration_paths']
 
 logger = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
 def build_parser():
@@ -65,8 +63,7 @@ def calibration_paths(path, count):
         if not images:
             raise UsageError('--calib: %s lists no image' % label)
     elif os.path.isdir(path):
-        images = [os.path.join(path, name) for name in sorted(os.listdir(path))
-                  if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(path, name))]
+        images = image_files(path)
         if not images:
             raise UsageError('--calib: no %s files in folder %s (nor a label.txt)' % ('/'.join(IMAGE_EXTENSIONS), path))
     else:

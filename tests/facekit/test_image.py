@@ -1,5 +1,5 @@
 """Image files as every command reads them (``facekit.image``): EXIF orientation, truncated JPEGs,
-empty and undecodable files named."""
+empty and undecodable files named, the image files of a folder."""
 import io
 
 import cv2
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from facekit.image import _scan_jpeg, image_size, read_image
+from facekit.image import _scan_jpeg, image_files, image_size, read_image
 from support import asymmetric_image, oriented_file, random_image, require_shared, write_image
 
 
@@ -108,3 +108,10 @@ def test_size_from_the_header_of_every_format(tmp_path, suffix):
     (tmp_path / ('bad' + suffix)).write_bytes(b'not an image at all')
     with pytest.raises(ValueError, match='image .*bad%s' % suffix):
         image_size(tmp_path / ('bad' + suffix))
+
+
+def test_image_files_of_a_folder_by_extension_any_case_sorted(tmp_path):
+    for name in ('b.JPG', 'a.png', 'c.jpeg', 'd.bmp', 'notes.txt', 'e.tiff'):
+        (tmp_path / name).write_bytes(b'x')
+    (tmp_path / 'folder.jpg').mkdir()
+    assert image_files(tmp_path) == [str(tmp_path / n) for n in ('a.png', 'b.JPG', 'c.jpeg', 'd.bmp')]
