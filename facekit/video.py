@@ -187,7 +187,8 @@ def signals_deferred(signums=(signal.SIGINT, signal.SIGTERM)):
     """Hold the signals ``signums`` until the block ends, then deliver them to their handlers
     (Ctrl-C raises KeyboardInterrupt after the block): for work that must not stop half way.
 
-    Only the main thread receives signals in Python; elsewhere the block runs unchanged.
+    Only the main thread receives signals in Python; elsewhere the block runs unchanged. A signal
+    the process ignores (``nohup``, a background job) stays ignored.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -196,7 +197,8 @@ def signals_deferred(signums=(signal.SIGINT, signal.SIGTERM)):
     previous = {}
     for signum in signums:
         handler = signal.getsignal(signum)
-        if handler is not None:  # None: a handler not set from Python, which could not be restored
+        # None: a handler not set from Python, which could not be restored.
+        if handler not in (None, signal.SIG_IGN):
             previous[signum] = signal.signal(signum, lambda number, frame: caught.append(number))
     try:
         yield

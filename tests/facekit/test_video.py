@@ -134,7 +134,16 @@ def test_json_lines_are_on_disk_as_written(tmp_path):
     assert (tmp_path / 'faces.jsonl').read_text().count('\n') == 2 and lines.count == 2
 
 
-def test_signals_wait_for_the_end_of_the_block():
+@pytest.fixture
+def sigint(request):
+    """SIGINT handled by ``request.param`` for the test (pytest may run with it ignored, as under nohup)."""
+    previous = signal.signal(signal.SIGINT, request.param)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize('sigint', [signal.default_int_handler], indirect=True)
+def test_signals_wait_for_the_end_of_the_block(sigint):
     done = []
     with pytest.raises(KeyboardInterrupt):
         with signals_deferred():
@@ -145,6 +154,14 @@ def test_signals_wait_for_the_end_of_the_block():
     with signals_deferred():  # nothing caught, nothing raised
         done.append('again')
     assert done[-1] == 'again'
+
+
+@pytest.mark.parametrize('sigint', [signal.SIG_IGN], indirect=True)
+def test_an_ignored_signal_stays_ignored(sigint):
+    with signals_deferred():
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def test_quiet_ffmpeg_keeps_the_users_setting(monkeypatch):

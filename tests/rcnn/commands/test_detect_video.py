@@ -170,6 +170,12 @@ def no_mxnet(tmp_path_factory):
     return dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker.parent), os.environ.get('PYTHONPATH', '')]))
 
 
+def sigint_default():
+    """In the child before exec: SIGINT as a terminal delivers it, even where pytest runs with it
+    ignored (nohup, a background job), which Python would otherwise keep."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('signum, status, last', [(signal.SIGINT, 130, 'detect.py: interrupted (SIGINT)'),
                                                   (signal.SIGTERM, 143, 'detect.py: terminated (SIGTERM)')])
@@ -184,7 +190,7 @@ def test_ctrl_c_keeps_a_playable_video_and_the_json_lines_of_its_frames(prefix, 
     out, lines = tmp_path / 'out' / 'out.mp4', tmp_path / 'out' / 'faces.jsonl'
     child = subprocess.Popen([sys.executable, 'detect.py', '--onnx', model, '--video', video, '--output', str(out),
                               '--json', str(lines)], cwd=REPO, env=no_mxnet, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and child.poll() is None:
