@@ -1,4 +1,4 @@
-# `make` builds the Cython kernels in place (as the original RetinaFace did).
+# `make` builds the Cython kernels in place (as the original RetinaFace did); build/ keeps the objects.
 # `make test` creates .venv if missing, installs this project editable with its pinned requirements
 # and Cython, builds, runs pytest; `make test-fast` leaves out the tests marked slow.
 VENV        ?= .venv
@@ -20,7 +20,6 @@ all: build
 
 build:
 	$(PYTHON) setup.py -q build_ext --inplace
-	rm -rf build
 
 $(VENV)/.installed: $(REQUIREMENTS) pyproject.toml setup.py
 	@echo "installing $(REQUIREMENTS) ($(REQUIREMENTS_WHY))"

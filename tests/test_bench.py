@@ -29,6 +29,7 @@ def test_every_benchmark_is_listed():
     assert not [name for name in BENCHES if 'sys.path' in (REPO / 'bench' / (name + '.py')).read_text()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', BENCHES)
 def test_benchmark_help(name):
     result = run_bench(name, '--help')
@@ -65,6 +66,7 @@ def get_num_threads():
 }
 
 
+@pytest.mark.slow
 def test_mtcnn_benchmark_prints_its_table(tmp_path):
     """The tables of both cascades in three runtimes, then the canonical weights beside
     facenet-pytorch, here a stand-in package run by --facenet-python (one fixed face)."""
@@ -91,6 +93,7 @@ def test_mtcnn_benchmark_prints_its_table(tmp_path):
     assert all(len(row) == 10 and row[4] == '1' and row[6].endswith('x') for row in canonical), result.stdout
 
 
+@pytest.mark.slow
 def test_deploy_benchmark_prints_its_tables():
     """The forward table (one row per case, ratios), then the cold-start processes (ONNX, MXNet, ratio)."""
     shared = require_shared('assets/models/retinaface-mnet025/mnet.25-symbol.json').parents[3]

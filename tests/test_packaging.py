@@ -178,6 +178,7 @@ def test_the_mxnet_extra_installs_the_training_side(tmp_path):
     assert_same_faces(det, landmarks, golden['t4_single_det'][kept], golden['t4_single_landmarks'][kept])
 
 
+@pytest.mark.slow
 def test_every_console_script_starts():
     """The console scripts pyproject.toml declares exist in this environment (make venv installs the
     project) and print their usage under their own name."""

@@ -68,6 +68,7 @@ def test_mxnet_batch_equals_detect(released, kwargs):
     assert_batch_is_detect(released, images(), **kwargs)
 
 
+@pytest.mark.slow
 def test_int8_batch_equals_detect(int8_prefix):
     detector = RetinaFace(int8_prefix, 0, ctx_id=-1)
     assert is_quantized(detector.net.symbol)

@@ -105,6 +105,7 @@ def train_checkpoint(tmp_path_factory):
     return prefix
 
 
+@pytest.mark.slow
 def test_train_py_checkpoint_exports_and_matches(train_checkpoint, tmp_path):
     path = str(tmp_path / 'trained.onnx')
     result = retinaface_export.export_retinaface(train_checkpoint, 1, path)
@@ -179,6 +180,7 @@ def test_a_model_file_that_cannot_be_read_is_one_line_naming_it(capsys, tmp_path
     assert not (tmp_path / 'm.onnx').exists()
 
 
+@pytest.mark.slow
 def test_the_launcher_exports_and_prints_one_summary_line(tmp_path):
     out = str(tmp_path / 'mnet.onnx')
     result = subprocess.run([sys.executable, 'tools/export_onnx.py', 'retinaface', '--prefix', released_mnet(),

@@ -71,6 +71,7 @@ RESNET_SPEC = InputSpec(('batch', None, 'height', 'width'), ((1, 3, 256, 256), (
                         retinaface_export.INPUT)
 
 
+@pytest.mark.slow
 def test_resnet50_with_trained_like_gammas_exports_and_matches(resnet, tmp_path):
     symbol, args, aux = resnet
     gamma = args['bn_data_gamma'].asnumpy().copy()
@@ -87,6 +88,7 @@ def test_resnet50_with_trained_like_gammas_exports_and_matches(resnet, tmp_path)
     assert max(relative.values()) < RTOL
 
 
+@pytest.mark.slow
 def test_plain_export_model_gets_fix_gamma_wrong(resnet, tmp_path):
     """MXNet's own exporter writes the stored gamma of bn_data: the class outputs go wrong."""
     symbol, args, aux = resnet

@@ -107,6 +107,7 @@ def test_detection_runtime_is_the_naive_engine_on_every_cpu_and_a_short_spin():
     assert 'MXNet start using engine: NaiveEngine' in log
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CPUS < 2, reason='one CPU: there is nothing to share out')
 def test_parts_share_the_cpus_and_one_thread_keeps_mxnets_engine():
     got, _ = report(parts=2)
@@ -138,6 +139,7 @@ def test_threads_yield_to_busy_processes():
         assert 'engine %s, OpenMP threads 1,' % (engine or "%s (MXNet's default)" % runtime.DEFAULT_ENGINE) in log
 
 
+@pytest.mark.slow
 def test_training_runtime():
     # Several threads (here pinned) run on the naive engine ...
     got, _ = report('training', OMP_NUM_THREADS='2')
@@ -147,6 +149,7 @@ def test_training_runtime():
     assert got['engine'] is None and 'NaiveEngine' not in log
 
 
+@pytest.mark.slow
 def test_leaves_the_users_settings_alone():
     got, log = report(MXNET_ENGINE_TYPE=runtime.DEFAULT_ENGINE, OMP_NUM_THREADS='2', GOMP_SPINCOUNT='5')
     assert got == {'engine': None, 'threads': None, 'omp_max_threads': 2,
@@ -157,6 +160,7 @@ def test_leaves_the_users_settings_alone():
     assert report(OMP_WAIT_POLICY='PASSIVE')[0]['spin_count'] is None
 
 
+@pytest.mark.slow
 def test_the_users_thread_count_chooses_the_engine():
     """The user's OMP_NUM_THREADS stands; the engine follows it: naive on several threads, MXNet's on one."""
     for variable, engine in (('1', None), ('2', 'NaiveEngine')):
@@ -172,6 +176,7 @@ def test_runtime_variable_keeps_mxnet_defaults():
     assert 'NaiveEngine' not in log and 'MXNet defaults (RETINAFACE_CPU_RUNTIME=mxnet)' in log
 
 
+@pytest.mark.slow
 def test_engine_worker_threads_follow_mxnets_rule():
     """MXNet's engine workers run its own count, the user's OMP_NUM_THREADS over MXNET_OMP_MAX_THREADS."""
     assert worker_threads(MXNET_OMP_MAX_THREADS='1') == 1
@@ -185,6 +190,7 @@ def test_without_gnu_openmp_no_worker_count_is_read(monkeypatch):
     assert runtime._engine_worker_threads() is None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CPUS < 2, reason='one CPU: both runtimes would use one thread')
 def test_detections_are_identical_in_both_runtimes(tmp_path):
     """MTCNN and RetinaFace (mnet.25, threshold 0.02) on three photos: our runtime returns exactly

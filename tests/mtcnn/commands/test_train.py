@@ -136,6 +136,7 @@ def test_train_device_is_gpu_0_when_mxnet_sees_one_else_the_cpu(tmp_path, monkey
         gpus(['--gpus', '0'])
 
 
+@pytest.mark.slow
 def test_an_interrupt_saves_where_training_stands_and_exits_130(tmp_path):
     tiny_sample_list(tmp_path, 12, count=16)
     prefix = str(tmp_path / 'pnet')

@@ -249,6 +249,7 @@ def test_default_device_and_a_missing_gpu(fake, tmp_path, capsys, caplog, cpu_ru
     assert FakeRetinaFace.instances[-1].kwargs['ctx_id'] == 1 and cpu_runtime_requests == ['cpu']
 
 
+@pytest.mark.slow
 def test_corrupt_model_files_are_one_line_errors(prefix, tmp_path):
     """The launcher on a truncated .params and a truncated -symbol.json: exit status 1, one line
     naming the file, no traceback."""

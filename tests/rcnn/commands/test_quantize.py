@@ -47,6 +47,7 @@ def int8(photos, tmp_path_factory):
     return prefix
 
 
+@pytest.mark.slow
 def test_the_int8_checkpoint_records_its_anchors_and_how_it_was_made(int8):
     symbol = load_symbol(symbol_path(int8))
     assert is_quantized(symbol)
@@ -72,6 +73,7 @@ def test_int8_finds_the_fp32_faces_of_the_other_photos(int8):
     assert matched >= MIN_MATCHED * fp32_faces and matched >= MIN_MATCHED * int8_faces, counts
 
 
+@pytest.mark.slow
 def test_the_same_inputs_give_the_same_files(int8, photos, tmp_path):
     again = str(tmp_path / 'again')
     assert quantize(['--prefix', released_mnet(), '--epoch', '0', '--calib', str(photos), '--output', again]) == 0
@@ -94,6 +96,7 @@ def test_detect_py_and_test_widerface_run_the_int8_model(int8, tmp_path, capsys)
     assert 'easy' in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_data_split_calibrates_too(tmp_path):
     data = tmp_path / 'data'
     generate_widerface(str(data), num_train=3, num_val=0, num_test=0, seed=5, workers=1)

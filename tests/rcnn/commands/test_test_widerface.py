@@ -154,6 +154,7 @@ def test_bad_part_is_rejected(tmp_path, fake_detector, capsys):
     assert '--part must be in [0, --parts), got --part 2 --parts 2' in error_line(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_released_model_cpu_mode0_writes_results_and_evaluates(tmp_path):
     prefix = require_shared('assets/models/retinaface-mnet025/mnet.25-symbol.json').parent / 'mnet.25'
     # Wide images: mode 0 caps the long side at 2150, so each is about 2150 x 1200 pixels.

@@ -178,6 +178,7 @@ def test_pretrained_that_matches_nothing_is_an_error(dataset, tmp_path, capsys):
     assert [n for n in sorted(os.listdir(tmp_path)) if not n.startswith('.')] == ['other-0000.params']  # lock aside
 
 
+@pytest.mark.slow
 def test_layer_fix_parameters_missing_from_the_pretrained_model_are_an_error(dataset, initial_checkpoint, tmp_path,
                                                                              capsys):
     """A pretrained model that lacks some parameters is fine (they start fresh), unless LAYER_FIX
@@ -195,6 +196,7 @@ def test_layer_fix_parameters_missing_from_the_pretrained_model_are_an_error(dat
     assert 'initialised fresh: face_rpn_bbox_pred_stride8_bias' in result.stderr
 
 
+@pytest.mark.slow
 def test_resuming_from_a_checkpoint_that_lacks_parameters_lists_them(dataset, initial_checkpoint, tmp_path, capsys):
     prefix = str(tmp_path / 'm')
     _copy_without(initial_checkpoint, prefix, {'arg:mobilenet0_conv3_weight', 'aux:mobilenet0_batchnorm2_running_var'})
@@ -204,6 +206,7 @@ def test_resuming_from_a_checkpoint_that_lacks_parameters_lists_them(dataset, in
                      error_line(capsys.readouterr().err))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('suffix', ['.params', '.states', '.states.json'])
 def test_a_truncated_checkpoint_file_is_an_error_naming_it(suffix, dataset, first_epoch, tmp_path, capsys):
     prefix = copy_checkpoints(first_epoch, tmp_path)
@@ -215,6 +218,7 @@ def test_a_truncated_checkpoint_file_is_an_error_naming_it(suffix, dataset, firs
     assert saved_positions(prefix) == [Position(1)]
 
 
+@pytest.mark.slow
 def test_a_bit_flipped_params_file_is_named_not_trained_on(dataset, first_epoch, tmp_path, capsys):
     """Its .states.json records the parameters' digest."""
     prefix = copy_checkpoints(first_epoch, tmp_path)
@@ -230,6 +234,7 @@ def test_a_bit_flipped_params_file_is_named_not_trained_on(dataset, first_epoch,
     assert saved_positions(prefix) == [Position(1)]
 
 
+@pytest.mark.slow
 def test_released_model_round_trips_through_a_checkpoint(dataset, tmp_path):
     """--max_iters 0 saves the pretrained weights unchanged: the detections equal the golden file."""
     model = require_shared('assets/models/retinaface-mnet025/mnet.25-symbol.json')
@@ -250,6 +255,7 @@ def test_released_model_round_trips_through_a_checkpoint(dataset, tmp_path):
     np.testing.assert_allclose(landmarks, golden['t4_single_landmarks'], atol=0.01)
 
 
+@pytest.mark.slow
 def test_layer_fix_keeps_the_first_backbone_layers_of_pretrained_weights(dataset, tmp_path):
     model = str(require_shared('assets/models/retinaface-mnet025/mnet.25-symbol.json')).replace('-symbol.json', '')
     prefix = str(tmp_path / 'fixed')
@@ -280,6 +286,7 @@ def test_layer_fix_keeps_the_first_backbone_layers_of_pretrained_weights(dataset
     assert not np.array_equal(again['mobilenet0_conv2_weight'].asnumpy(), after['mobilenet0_conv2_weight'].asnumpy())
 
 
+@pytest.mark.slow
 def test_from_scratch_fixes_nothing_and_resume_continues(dataset, tmp_path):
     prefix = str(tmp_path / 'scratch')
     first = run_train('--dataset_path', dataset, '--prefix', prefix, '--max_iters', '2')
@@ -297,6 +304,7 @@ def test_from_scratch_fixes_nothing_and_resume_continues(dataset, tmp_path):
                               p2['face_rpn_bbox_pred_stride8_weight'].asnumpy())
 
 
+@pytest.mark.slow
 def test_checkpoint_equals_a_sequential_run(dataset, tmp_path):
     """The checkpoint after 3 batches, BatchNorm running statistics included, equals that of
     MXNet's naive engine, which runs every operation in program order (without a wait
@@ -315,6 +323,7 @@ def test_checkpoint_equals_a_sequential_run(dataset, tmp_path):
         np.testing.assert_array_equal(threaded[key].asnumpy(), sequential[key].asnumpy(), err_msg=key)
 
 
+@pytest.mark.slow
 def test_fix_from_scratch_keeps_the_random_stem(dataset, tmp_path):
     prefix = str(tmp_path / 'stem')
     first = run_train('--dataset_path', dataset, '--prefix', prefix, '--max_iters', '1', '--fix_from_scratch')
@@ -350,6 +359,7 @@ def _duplicated_batch(dataset):
     return double, data_shapes, label_shapes
 
 
+@pytest.mark.slow
 def test_two_cpu_contexts_update_like_one(dataset):
     """The same batch on one context or split over two gives the same update.
 
@@ -395,6 +405,7 @@ def assert_two_workers_agree(worker_logs, prefix, batches):
     assert saved_positions(prefix) == [Position(0, batches)]
 
 
+@pytest.mark.slow
 def test_dist_sync_workers_end_with_equal_parameters(dataset, tmp_path):
     prefix = str(tmp_path / 'dist')
     logs = tmp_path / 'logs'
@@ -407,6 +418,7 @@ def test_dist_sync_workers_end_with_equal_parameters(dataset, tmp_path):
     assert_two_workers_agree(worker_logs, prefix, 3)
 
 
+@pytest.mark.slow
 def test_resnet_starts_from_model_zoo_backbone_weights(dataset, tmp_path):
     """docs/training.md's ResNet-50 command: ``--network resnet --pretrained model/resnet-50 --pretrained_epoch 0``.
 
@@ -438,6 +450,7 @@ def test_resnet_starts_from_model_zoo_backbone_weights(dataset, tmp_path):
                               zoo['arg:stage4_unit3_conv3_weight'].asnumpy())
 
 
+@pytest.mark.slow
 def test_dist_sync_roles_started_by_hand_as_in_the_readme(dataset, tmp_path):
     """docs/training.md's several-host recipe on one host: each role is a process with only the
     DMLC_* variables it lists (no launcher), the scheduler at 127.0.0.1."""

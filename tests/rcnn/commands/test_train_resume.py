@@ -19,6 +19,9 @@ from facekit.prefix import Position, params_path, saved_positions, states_path
 from support import REPO, error_line
 from train_support import FAST, copy_checkpoints, run_train, train
 
+# Every case trains in a process or a loop of its own: seconds each.
+pytestmark = pytest.mark.slow
+
 
 def checksums(folder):
     """{name: SHA-256} of the files in ``folder``, the runs' lock files (.PREFIX.lock, holding a pid) aside."""

@@ -49,6 +49,7 @@ def epochs(loader, count):
     return out
 
 
+@pytest.mark.slow
 def test_batches_are_the_same_for_any_number_of_workers(roidb):
     cfg = make_cfg()
     with CropLoader(FEATS, roidb, cfg, batch_size=4, shuffle=True, seed=5, num_workers=0) as loader:
