@@ -1,12 +1,16 @@
 """The MTCNN export (``mtcnn.export``, ``tools/export_onnx.py mtcnn``): the released nets match the
 detector's nets within the exporter's tolerance (max |onnx - mxnet| <= 1e-5 + 1e-3 * max |mxnet|);
 the command's errors name the argument."""
+import os
+import shutil
+
 import cv2
 import numpy as np
 import onnx
 import pytest
 
 from facekit.command import main
+from facekit.files import file_digest
 from facekit.ort import OnnxForward
 from mtcnn import export as mtcnn_export
 from mtcnn.defaults import INPUT_SIZE
@@ -64,11 +68,25 @@ def test_command_argument_errors_name_the_argument(capsys, tmp_path):
             (['--net', 'rnet', '--params', pnet, '--output', out, '--shape', '24', '24'],
              '--shape: rnet takes fixed-size crops'),
             (['--net', 'pnet', '--params', pnet, '--output', out, '--shape', '8', '100'],
-             '--shape: a P-Net input is at least 12 x 12'),
-            (['--net', 'pnet', '--params', pnet, '--output', pnet, '--overwrite'],
-             '--output: output %s would replace %s, which the export reads' % (pnet, pnet))):
+             '--shape: a P-Net input is at least 12 x 12')):
         assert export_command(argv) == 2
         assert message in error_line(capsys.readouterr().err)
+
+
+def test_the_export_never_writes_over_the_params_it_reads(capsys, tmp_path):
+    """--output naming the --params file itself, a symbolic link or a hard link to it: refused even
+    with --overwrite, the file unchanged."""
+    params = tmp_path / 'pnet-0016.params'
+    shutil.copy(str(require_shared(MTCNN % 'pnet')), str(params))
+    before = file_digest(params)
+    os.symlink(params, tmp_path / 'link.onnx')
+    os.link(params, tmp_path / 'hard.onnx')
+    for output in (params, tmp_path / 'link.onnx', tmp_path / 'hard.onnx'):
+        argv = ['--net', 'pnet', '--params', str(params), '--output', str(output), '--overwrite']
+        assert export_command(argv) == 2
+        assert '--output: output %s would replace %s, which the export reads' % (output, params) in error_line(
+            capsys.readouterr().err)
+    assert file_digest(params) == before
 
 
 def test_command_exports_a_net_and_prints_one_summary_line(capsys, tmp_path, cpu_runtime_requests):

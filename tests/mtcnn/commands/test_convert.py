@@ -81,6 +81,20 @@ def test_convert_checks_the_output_folder_before_reading(tmp_path, capsys, monke
     assert '--output: %s is not a folder' % (tmp_path / 'file') in error_line(capsys.readouterr().err)
 
 
+def test_convert_refuses_a_read_only_folder_before_reading(tmp_path, capsys, monkeypatch):
+    import mtcnn.facenet
+    monkeypatch.setattr(mtcnn.facenet, 'read_facenet', lambda source: pytest.fail('read before the check'))
+    folder = tmp_path / 'locked'
+    folder.mkdir(mode=0o500)
+    access = os.access
+    # root may write into a read-only folder: report it read-only to this check as it is to other users
+    monkeypatch.setattr(os, 'access', lambda path, mode: access(path, mode) and not (
+        os.fspath(path) == str(folder) and mode & os.W_OK))
+    assert convert(['--facenet', str(canonical_dir()), '--output', str(folder)]) == 2
+    assert '--output' in error_line(capsys.readouterr().err)
+    assert os.listdir(folder) == []
+
+
 def test_demo_draws_the_canonical_landmarks(tmp_path, converted, capsys):
     out = tmp_path / 'out.png'   # lossless: the dots keep their colour
     image = str(require_shared('assets/images/test01.jpg'))

@@ -153,3 +153,12 @@ def test_prepare_refuses_a_label_file_without_a_usable_face(tmp_path, capsys):
         '%s: no face with a side of at least 40 pixels (--min_face) in 1 images: no training sample can be made'
         % label)
     assert not (tmp_path / 'out').exists()
+
+
+def test_prepare_stops_at_an_empty_image_naming_it(tmp_path, capsys):
+    label = tiny_label(tmp_path / 'data')
+    (tmp_path / 'data' / 'images' / 'e' / '0.jpg').write_bytes(b'')
+    assert MAINS['prepare'](['--net', 'pnet', '--label', label, '--output', str(tmp_path / 'out')]) == 1
+    assert error_line(capsys.readouterr().err).endswith(': error: image %s is empty (0 bytes)' % (
+        tmp_path / 'data' / 'images' / 'e' / '0.jpg'))
+    assert not (tmp_path / 'out').exists()

@@ -13,6 +13,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from facekit.files import file_digest
 from facekit.mx import runtime
 from facekit.mx.checkpoint import load_params
 from facekit.prefix import Position, params_path, saved_positions, states_path
@@ -159,6 +160,12 @@ def test_an_interrupt_saves_where_training_stands_and_exits_130(tmp_path):
     assert 'Traceback' not in log
 
 
+def folder_digests(folder):
+    """{name: SHA-256} of the files in ``folder``, the runs' lock files aside."""
+    return {name: file_digest(os.path.join(folder, name)) for name in sorted(os.listdir(folder))
+            if not name.endswith('.lock')}
+
+
 def test_a_new_run_refuses_a_prefix_holding_checkpoints_unless_overwrite(tmp_path, capsys):
     samples = tiny_sample_list(tmp_path, 12, count=16)
     prefix = str(tmp_path / 'model' / 'pnet')
@@ -166,10 +173,11 @@ def test_a_new_run_refuses_a_prefix_holding_checkpoints_unless_overwrite(tmp_pat
     argv = ['--net', 'pnet', '--samples', str(tmp_path / 'train.txt'), '--prefix', prefix, '--batch_size', '8',
             '--end_epoch', '1']
     before = open(params_path(prefix, 1), 'rb').read()
+    files = folder_digests(tmp_path / 'model')
     assert train(argv) == 2
     assert '--prefix %s holds checkpoints this run would mix with: %s' % (prefix, params_path(prefix, 1)) in \
         error_line(capsys.readouterr().err)
-    assert open(params_path(prefix, 1), 'rb').read() == before
+    assert folder_digests(tmp_path / 'model') == files
     assert train(argv + ['--seed', '4', '--overwrite']) == 0
     assert open(params_path(prefix, 1), 'rb').read() != before and saved_positions(prefix) == [Position(1)]
 

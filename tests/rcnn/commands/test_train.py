@@ -473,3 +473,19 @@ def test_dist_sync_roles_started_by_hand_as_in_the_readme(dataset, tmp_path):
             if p.poll() is None:
                 p.kill()
     assert_two_workers_agree(logs, prefix, 2)
+
+
+@pytest.mark.parametrize('faces, message', [
+    ('10 10 20 x\n', r'label\.txt:2: .*'),
+    ('10 10 0 0\n', r'label\.txt: no usable image: each of its 1 images is left without a face'),
+])
+def test_a_label_file_without_training_data_is_one_line_naming_it(tmp_path, capsys, faces, message):
+    images = tmp_path / 'data' / 'train' / 'images'
+    images.mkdir(parents=True)
+    assert cv2.imwrite(str(images / 'a.jpg'), np.zeros((64, 64, 3), np.uint8))
+    (tmp_path / 'data' / 'train' / 'label.txt').write_text('# a.jpg\n' + faces)
+    assert train(['--dataset_path', str(tmp_path / 'data'), '--prefix', str(tmp_path / 'model' / 'm')]) == 1
+    line = error_line(capsys.readouterr().err)
+    assert line.startswith('train.py: error: %s' % (tmp_path / 'data' / 'train' / 'label.txt'))
+    assert re.search(message, line)
+    assert saved_positions(str(tmp_path / 'model' / 'm')) == []

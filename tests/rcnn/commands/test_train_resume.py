@@ -194,6 +194,8 @@ def test_one_process_at_a_time_writes_a_prefix(dataset, tmp_path):
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=300)
     assert first.returncode == 130
+    [position] = saved_positions(prefix)  # the first run's, where it stopped; the second wrote nothing
+    assert position.epoch == 0 and position.batch >= 1
 
 
 class _Marker:
