@@ -12,6 +12,8 @@ import pytest
 import scipy.io as sio
 from PIL import Image
 
+from facekit.files import file_digest
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -49,6 +51,13 @@ def error_line(stderr):
     """The last line of a command's stderr: its one-line error."""
     lines = stderr.strip().splitlines()
     return lines[-1] if lines else ''
+
+
+def folder_digests(folder):
+    """{name: SHA-256} of the files in ``folder``, the training runs' lock files (.PREFIX.lock) aside:
+    what a refused command must leave as it was."""
+    return {name: file_digest(os.path.join(folder, name)) for name in sorted(os.listdir(folder))
+            if not name.endswith('.lock')}
 
 
 def write_image(path, im):

@@ -13,7 +13,6 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from facekit.files import file_digest
 from facekit.mx import runtime
 from facekit.mx.checkpoint import load_params
 from facekit.prefix import Position, params_path, saved_positions, states_path
@@ -23,7 +22,7 @@ from mtcnn.commands.train import init_params, lr_steps, train_net
 from mtcnn.detector import MtcnnDetector
 from mtcnn.loader import read_sample_list
 from mtcnn.symbol import get_symbol
-from support import REPO, error_line, require_shared, tiny_sample_list
+from support import REPO, error_line, folder_digests, require_shared, tiny_sample_list
 
 
 def train(argv):
@@ -158,12 +157,6 @@ def test_an_interrupt_saves_where_training_stands_and_exits_130(tmp_path):
     assert flags, log
     assert saved_positions(prefix)[-1] == Position(int(flags.group(2)), int(flags.group(3) or 0))
     assert 'Traceback' not in log
-
-
-def folder_digests(folder):
-    """{name: SHA-256} of the files in ``folder``, the runs' lock files aside."""
-    return {name: file_digest(os.path.join(folder, name)) for name in sorted(os.listdir(folder))
-            if not name.endswith('.lock')}
 
 
 def test_a_new_run_refuses_a_prefix_holding_checkpoints_unless_overwrite(tmp_path, capsys):

@@ -18,7 +18,7 @@ from rcnn.commands import retinaface_detect, retinaface_quantize, retinaface_tes
 from rcnn.contract import anchor_settings, recorded_anchors, same_anchors
 from rcnn.dataset.synthetic import generate_widerface
 from retinaface import RetinaFace
-from support import error_line, released_mnet, require_shared
+from support import error_line, folder_digests, released_mnet, require_shared
 
 CALIBRATION = ('t2', 't3', 'test01')  # calibration photos; the matches are counted on the others
 MIN_MATCHED = 0.95  # of the FP32 faces with an INT8 face at IoU >= 0.5, and the other way round
@@ -119,10 +119,6 @@ def test_calibration_images_are_spread_evenly(tmp_path):
     assert len(quantize_command.calibration_paths(str(tmp_path), 50)) == 10
 
 
-def checksums(folder):
-    return {name: file_digest(os.path.join(folder, name)) for name in sorted(os.listdir(folder))}
-
-
 @pytest.mark.parametrize('case, status, facts', [
     ('empty folder', 2, ['--calib', 'no .jpg/.jpeg/.png/.bmp files in folder']),
     ('missing folder', 2, ['--calib', 'no such folder']),
@@ -153,13 +149,13 @@ def test_bad_input_is_refused_naming_what(case, status, facts, int8, photos, tmp
         open(params_path(prefix, 0), 'wb').write(data[:len(data) // 2])
     elif case == 'already int8':
         prefix = int8
-    before = checksums(model)
+    before = folder_digests(model)
     assert quantize(['--prefix', prefix, '--epoch', '0', '--calib', calib, '--output', output] + extra) == status
     error = error_line(capsys.readouterr().err)
     assert error.startswith('tools/quantize.py: error: ')
     for fact in facts:
         assert fact in error, (fact, error)
-    assert checksums(model) == before
+    assert folder_digests(model) == before
     assert not os.path.exists(symbol_path(output)) or case == 'output is the model'
 
 

@@ -14,19 +14,12 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from facekit.files import file_digest
 from facekit.prefix import Position, params_path, saved_positions, states_path
-from support import REPO, error_line
+from support import REPO, error_line, folder_digests
 from train_support import FAST, copy_checkpoints, run_train, train
 
 # Every case trains in a process or a loop of its own: seconds each.
 pytestmark = pytest.mark.slow
-
-
-def checksums(folder):
-    """{name: SHA-256} of the files in ``folder``, the runs' lock files (.PREFIX.lock, holding a pid) aside."""
-    return {name: file_digest(os.path.join(folder, name)) for name in sorted(os.listdir(folder))
-            if not name.endswith('.lock')}
 
 
 def start_train(*args):
@@ -80,7 +73,7 @@ def test_divergence_stops_with_the_batch_named_and_keeps_the_last_finite_checkpo
     prefix = str(tmp_path / 'diverged')
     first = run_train('--dataset_path', dataset, '--prefix', prefix, '--max_iters', '1')
     assert first.returncode == 0, first.stderr
-    kept = checksums(tmp_path)
+    kept = folder_digests(tmp_path)
     # On this data --lr 100 makes the losses huge but finite for 16 batches; 1e8 overflows at once.
     result = run_train('--dataset_path', dataset, '--prefix', prefix, '--begin_epoch', '0', '--begin_batch', '1',
                        '--max_iters', '4', '--lr', '1e8')
@@ -89,7 +82,7 @@ def test_divergence_stops_with_the_batch_named_and_keeps_the_last_finite_checkpo
     assert re.match(r'train\.py: error: training diverged in epoch 0, batch \d: NaN or infinity in '
                     r'(loss output|gradient of|parameter|auxiliary state) \w+', error), error
     assert error.endswith('nothing after it was saved (last checkpoint: %s)' % params_path(prefix, 0, 1)), error
-    assert checksums(tmp_path) == kept
+    assert folder_digests(tmp_path) == kept
 
 
 def final_checkpoint(prefix, epoch):
@@ -153,13 +146,13 @@ def test_a_run_stopped_inside_an_epoch_resumes_with_the_logged_flags_to_the_same
 
 def test_a_new_run_refuses_a_prefix_holding_another_runs_checkpoints(dataset, first_epoch, tmp_path, capsys):
     prefix = copy_checkpoints(first_epoch, tmp_path)
-    before = checksums(tmp_path)
+    before = folder_digests(tmp_path)
     for extra in ([], ['--network', 'resnet'], ['--begin_epoch', '0', '--begin_batch', '0']):
         assert train(['--dataset_path', dataset, '--prefix', prefix, '--max_iters', '1'] + extra) == 2
         error = error_line(capsys.readouterr().err)
         assert '--prefix %s holds checkpoints this run would mix with: %s' % (prefix, prefix + '-0001.params') \
             in error and '--overwrite' in error
-    assert checksums(tmp_path) == before
+    assert folder_digests(tmp_path) == before
     # --overwrite removes them first: the prefix then holds this run's checkpoints only.
     assert train(['--dataset_path', dataset, '--prefix', prefix, '--max_iters', '1', '--overwrite']) == 0
     assert saved_positions(prefix) == [Position(0, 1)]
@@ -168,10 +161,10 @@ def test_a_new_run_refuses_a_prefix_holding_another_runs_checkpoints(dataset, fi
 def test_a_resumed_run_refuses_checkpoints_after_its_start_unless_overwrite(dataset, tmp_path, capsys):
     prefix = str(tmp_path / 'm')
     assert train(['--dataset_path', dataset, '--prefix', prefix, '--end_epoch', '2']) == 0
-    before = checksums(tmp_path)
+    before = folder_digests(tmp_path)
     assert train(['--dataset_path', dataset, '--prefix', prefix, '--begin_epoch', '1', '--end_epoch', '2']) == 2
     assert 'mix with: %s' % params_path(prefix, 2) in error_line(capsys.readouterr().err)
-    assert checksums(tmp_path) == before
+    assert folder_digests(tmp_path) == before
     assert train(['--dataset_path', dataset, '--prefix', prefix, '--begin_epoch', '1', '--max_iters', '1',
                   '--overwrite']) == 0
     assert saved_positions(prefix) == [Position(1), Position(1, 1)]
