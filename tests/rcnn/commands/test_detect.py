@@ -10,12 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from facekit.image import check_scales
 from facekit.mx import runtime
-from rcnn.commands import detect as detect_module
 from rcnn.commands import retinaface_detect
 from rcnn.export import export_retinaface
 from retinaface import RetinaFace
+from detect_support import FakeRetinaFace, tree
 from support import REPO, assert_same_faces, error_line, released_mnet, require_shared
 
 
@@ -85,44 +84,11 @@ def test_missing_model_and_image_are_named(prefix, tmp_path, capsys):
 
 # ---------------------------------------------------------------- checks before any work (a stand-in detector)
 
-class FakeRetinaFace:
-    """Stands in for the RetinaFace of the command: one face per image, records its arguments."""
-    instances = []
-
-    def __init__(self, prefix, epoch, ctx_id=0, max_megapixels=None):
-        self.kwargs = dict(prefix=prefix, epoch=epoch, ctx_id=ctx_id, max_megapixels=max_megapixels)
-        self.images = []
-        FakeRetinaFace.instances.append(self)
-
-    def check_input(self, height, width, scales):
-        return check_scales(height, width, scales, self.kwargs['max_megapixels'])
-
-    def detect(self, img, threshold=0.5, scales=(1.0,), do_flip=False):
-        self.images.append(img.shape)
-        return np.array([[1.0, 1.0, 5.0, 5.0, 0.9]]), np.full((1, 5, 2), 3.0)
-
-
-@pytest.fixture
-def fake(monkeypatch, tmp_path):
-    """The stand-in detector and an (empty) checkpoint prefix it is pointed at."""
-    FakeRetinaFace.instances = []
-    monkeypatch.setattr(detect_module, 'RetinaFace', FakeRetinaFace)
-    for name in ('m-symbol.json', 'm-0000.params'):
-        (tmp_path / name).write_text(name)
-    return str(tmp_path / 'm')
-
-
 def photos(folder, count=2, size=(16, 12)):
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
         assert cv2.imwrite(str(folder / ('p%d.jpg' % i)), np.full((size[1], size[0], 3), 40 * i, np.uint8))
     return folder
-
-
-def tree(root):
-    """{relative path: (is a link, bytes)} of everything under ``root``."""
-    return {p.relative_to(root): (p.is_symlink(), p.read_bytes() if p.is_file() else None)
-            for p in sorted(root.rglob('*'))}
 
 
 def test_an_output_that_would_replace_a_file_it_reads_is_refused_whatever_the_flags(fake, tmp_path, capsys):

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from facekit.draw import face_region
-from rcnn.commands import detect as detect_module
 from rcnn.commands import retinaface_detect
 from rcnn.export import export_retinaface
 from retinaface import RetinaFace
+from detect_support import FakeRetinaFace, tree
 from support import (REPO, VIDEO_FPS, VIDEO_SIZE, channel_variance, error_line, read_video, released_mnet,
                      require_shared, shifted_frames, write_video)
 
@@ -215,28 +215,6 @@ def test_ctrl_c_keeps_a_playable_video_and_the_json_lines_of_its_frames(prefix, 
 
 
 # ---------------------------------------------------------------- checks before any work (a stand-in detector)
-
-class FakeRetinaFace:
-    instances = []
-
-    def __init__(self, prefix, epoch, ctx_id=0, max_megapixels=None):
-        FakeRetinaFace.instances.append(self)
-
-
-@pytest.fixture
-def fake(monkeypatch, tmp_path):
-    """The stand-in detector, which must not be created, and an (empty) checkpoint prefix."""
-    FakeRetinaFace.instances = []
-    monkeypatch.setattr(detect_module, 'RetinaFace', FakeRetinaFace)
-    for name in ('m-symbol.json', 'm-0000.params'):
-        (tmp_path / name).write_text(name)
-    return str(tmp_path / 'm')
-
-
-def tree(root):
-    return {p.relative_to(root): (p.is_symlink(), p.read_bytes() if p.is_file() else None)
-            for p in sorted(root.rglob('*'))}
-
 
 @pytest.mark.parametrize('content', [b'', b'\x00not a video' * 100])
 def test_an_unreadable_video_is_one_line_naming_it_before_any_work(content, fake, tmp_path, capsys):
